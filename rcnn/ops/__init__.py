@@ -1,0 +1,32 @@
+"""Detection ops: box utilities, NMS (hard and soft), RoI pooling and RoIAlign."""
+
+from .boxes import (
+    batched_nms,
+    box_area,
+    box_cxcywh_to_xyxy,
+    box_iou,
+    box_xywh_to_xyxy,
+    box_xyxy_to_cxcywh,
+    box_xyxy_to_xywh,
+    clip_boxes_to_image,
+    nms,
+    remove_small_boxes,
+)
+from .roi import RoIAlign, RoIPool, roi_align, roi_pool
+
+__all__ = [
+    "RoIAlign",
+    "RoIPool",
+    "batched_nms",
+    "box_area",
+    "box_cxcywh_to_xyxy",
+    "box_iou",
+    "box_xywh_to_xyxy",
+    "box_xyxy_to_cxcywh",
+    "box_xyxy_to_xywh",
+    "clip_boxes_to_image",
+    "nms",
+    "remove_small_boxes",
+    "roi_align",
+    "roi_pool",
+]
