@@ -43,7 +43,7 @@ class RPNConfig:
 @dataclass
 class RoIHeadsConfig:
     pooler: str = "roi_pool"  # "roi_pool" or "roi_align"
-    pooler_resolution: int = 7
+    pooler_resolution: int = 0  # 0: the box head's own size (7 for VGG fc6, 14 for ResNet C4 res5)
     sampling_ratio: int = 2  # roi_align only
     batch_size_per_image: int = 128
     positive_fraction: float = 0.25
