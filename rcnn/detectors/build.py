@@ -1,0 +1,99 @@
+"""Building a detector from ``cfg.model``: the only code that reads the model config.
+
+Heads are sized from the backbone itself: the RPN's channels and the RoI pooler's spatial scale come from
+``backbone.output_shape()``, the region head and its pooling resolution from ``backbone.make_box_head()``.
+"""
+
+from __future__ import annotations
+
+from rcnn.config_schema import ModelConfig
+from rcnn.modeling import (
+    AnchorGenerator,
+    BalancedPositiveNegativeSampler,
+    BoxCoder,
+    FastRCNNPredictor,
+    Matcher,
+    RegionProposalNetwork,
+    RoIHeads,
+    RPNHead,
+)
+from rcnn.ops.roi import RoIAlign, RoIPool
+
+from .generalized_rcnn import GeneralizedRCNN
+
+DETECTOR_TYPES = ("faster_rcnn", "fast_rcnn")
+POOLERS = ("roi_pool", "roi_align")
+
+
+def build_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN:
+    """Faster R-CNN (``cfg.type == "faster_rcnn"``) or Fast R-CNN (``"fast_rcnn"``) for ``num_classes``
+    foreground classes."""
+    if cfg.type not in DETECTOR_TYPES:
+        raise ValueError(f"unknown model.type {cfg.type!r}; build_detector makes one of {DETECTOR_TYPES}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
+    import backbones  # imported here: the backbone package is heavy and only needed to build
+
+    backbone = backbones.build_backbone(
+        cfg.backbone.name,
+        weights=cfg.backbone.weights or None,
+        freeze_at=cfg.backbone.freeze_at,
+        frozen_bn=cfg.backbone.frozen_bn,
+        **cfg.backbone.options,
+    )
+    shapes = backbone.output_shape()
+    feature = shapes[max(shapes, key=lambda name: shapes[name].stride)]  # the coarsest map
+    rpn = build_rpn(cfg, feature.channels, feature.stride) if cfg.type == "faster_rcnn" else None
+    roi_heads = build_roi_heads(cfg, backbone.make_box_head(), feature.stride, num_classes)
+    return GeneralizedRCNN(
+        backbone, roi_heads, proposal_generator=rpn, pixel_mean=cfg.pixel_mean, pixel_std=cfg.pixel_std
+    )
+
+
+def build_rpn(cfg: ModelConfig, in_channels: int, stride: int) -> RegionProposalNetwork:
+    """The RPN of ``cfg.rpn`` on a feature map of ``in_channels`` channels and ``stride``."""
+    r = cfg.rpn
+    anchors = AnchorGenerator(r.anchor_sizes, r.aspect_ratios, stride)
+    return RegionProposalNetwork(
+        anchors,
+        RPNHead(in_channels, anchors.num_anchors_per_location),
+        BoxCoder((1.0, 1.0, 1.0, 1.0)),
+        Matcher(r.fg_iou_thresh, r.bg_iou_thresh, allow_low_quality_matches=True),
+        BalancedPositiveNegativeSampler(r.batch_size_per_image, r.positive_fraction),
+        pre_nms_top_n_train=r.pre_nms_top_n_train,
+        pre_nms_top_n_test=r.pre_nms_top_n_test,
+        post_nms_top_n_train=r.post_nms_top_n_train,
+        post_nms_top_n_test=r.post_nms_top_n_test,
+        nms_thresh=r.nms_thresh,
+        min_size=r.min_size,
+        smooth_l1_beta=r.smooth_l1_beta,
+        ignore_cross_boundary=getattr(r, "ignore_cross_boundary", True),
+    )
+
+
+def build_roi_heads(cfg: ModelConfig, box_head, stride: int, num_classes: int) -> RoIHeads:
+    """The Fast R-CNN head of ``cfg.roi_heads`` around the backbone's ``box_head``."""
+    h = cfg.roi_heads
+    resolution = h.pooler_resolution or box_head.resolution
+    if h.pooler == "roi_pool":
+        pooler = RoIPool(resolution, 1.0 / stride)
+    elif h.pooler == "roi_align":
+        pooler = RoIAlign(resolution, 1.0 / stride, sampling_ratio=h.sampling_ratio, aligned=True)
+    else:
+        raise ValueError(f"unknown model.roi_heads.pooler {h.pooler!r}; valid: {POOLERS}")
+    return RoIHeads(
+        pooler,
+        box_head,
+        FastRCNNPredictor(box_head.out_channels, num_classes),
+        BoxCoder(h.bbox_reg_weights),
+        Matcher(h.fg_iou_thresh, h.bg_iou_thresh_hi, allow_low_quality_matches=False),
+        BalancedPositiveNegativeSampler(h.batch_size_per_image, h.positive_fraction),
+        bg_iou_thresh_lo=h.bg_iou_thresh_lo,
+        add_gt_as_proposals=h.add_gt_as_proposals,
+        smooth_l1_beta=h.smooth_l1_beta,
+        score_thresh=h.score_thresh,
+        nms_thresh=h.nms_thresh,
+        detections_per_img=h.detections_per_img,
+        soft_nms=h.soft_nms,
+        soft_nms_sigma=h.soft_nms_sigma,
+    )
