@@ -13,11 +13,13 @@ from .boxes import (
     remove_small_boxes,
 )
 from .roi import RoIAlign, RoIPool, roi_align, roi_pool
+from .soft_nms import batched_soft_nms, soft_nms
 
 __all__ = [
     "RoIAlign",
     "RoIPool",
     "batched_nms",
+    "batched_soft_nms",
     "box_area",
     "box_cxcywh_to_xyxy",
     "box_iou",
@@ -29,4 +31,5 @@ __all__ = [
     "remove_small_boxes",
     "roi_align",
     "roi_pool",
+    "soft_nms",
 ]

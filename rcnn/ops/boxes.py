@@ -64,22 +64,40 @@ def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     return torch.nonzero((ws >= min_size) & (hs >= min_size)).flatten()
 
 
+def _nms_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype NMS computes in: float64 stays float64, everything else (fp16, bf16, float32) is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     """Greedy non-maximum suppression, as ``torchvision.ops.nms``.
 
-    boxes: (N, 4) float; scores: (N,) float. Returns (K,) int64 indices of the kept boxes in decreasing
-    score order. A box is dropped when its IoU with a kept, higher-scored box is > ``iou_threshold``.
+    boxes: (N, 4) float x1y1x2y2; scores: (N,) float. Returns (K,) int64 indices of the kept boxes in
+    decreasing score order (equal scores: lower index first on CPU). A box is dropped when its IoU with a
+    kept, higher-scored box is > ``iou_threshold``. fp16/bf16 inputs are computed in float32 (the compiled
+    CPU kernel has no reduced-precision version).
     """
-    return torchvision.ops.nms(boxes, scores, iou_threshold)
+    dtype = _nms_dtype(boxes.dtype)
+    return torchvision.ops.nms(boxes.to(dtype), scores.to(dtype), iou_threshold)
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """Class-aware NMS, as ``torchvision.ops.batched_nms``: boxes with different ``idxs`` (N,) never
-    suppress each other. Uses the coordinate-offset trick, computed in float32 whatever the input dtype so
-    that offsets never lose precision (e.g. under bf16 autocast)."""
+    suppress each other.
+
+    boxes: (N, 4) float x1y1x2y2; scores: (N,) float; idxs: (N,) int. Returns (K,) int64 indices in
+    decreasing score order. Uses the coordinate-offset trick (each class is moved to its own region of the
+    plane, then one NMS runs), computed in float32 whatever the input dtype (float64 stays float64) so that
+    the offsets never eat the coordinates' precision (e.g. under bf16 autocast). Unlike torchvision, the
+    offsets are spaced by the boxes' full extent and by the rank of each class id, so negative coordinates
+    and large, sparse class ids are handled too.
+    """
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
-    boxes32 = boxes.float()
-    max_coordinate = boxes32.max()
-    offsets = idxs.to(boxes32) * (max_coordinate + 1)
-    return torchvision.ops.nms(boxes32 + offsets[:, None], scores.float(), iou_threshold)
+    dtype = _nms_dtype(boxes.dtype)
+    boxes_wide = boxes.to(dtype)
+    low, high = boxes_wide.min(), boxes_wide.max()
+    _, rank = torch.unique(idxs, return_inverse=True)  # class ids -> 0..C-1
+    offsets = rank.to(dtype) * (high - low + 1)
+    shifted = boxes_wide - low + offsets[:, None]
+    return torchvision.ops.nms(shifted, scores.to(dtype), iou_threshold)

@@ -3,10 +3,15 @@
 Shapes: ``input (N, C, H, W)``; ``boxes`` either a ``(K, 5)`` tensor ``[batch_index, x1, y1, x2, y2]`` or a
 list of N ``(K_i, 4)`` tensors; output ``(K, C, out_h, out_w)``. ``spatial_scale`` maps image pixels to
 feature cells (1 / stride).
+
+fp16/bf16 features are pooled in float32 and the result cast back to the input's dtype (as torchvision's
+autocast does; its CPU kernels have no bf16 version), and the boxes are cast to the dtype the kernel runs in,
+so float32 boxes work with any features.
 """
 
 from __future__ import annotations
 
+import torch
 import torchvision
 from torch import Tensor, nn
 
@@ -17,11 +22,29 @@ def _size(output_size: int | tuple[int, int]) -> tuple[int, int]:
     return (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _cast(input: Tensor, boxes: BoxesArg) -> tuple[Tensor, BoxesArg]:
+    """Input and boxes in the dtype the compiled kernel runs in."""
+    dtype = _compute_dtype(input.dtype)
+    if isinstance(boxes, Tensor):
+        return input.to(dtype), boxes.to(dtype)
+    return input.to(dtype), [b.to(dtype) for b in boxes]
+
+
 def roi_pool(
     input: Tensor, boxes: BoxesArg, output_size: int | tuple[int, int], spatial_scale: float = 1.0
 ) -> Tensor:
-    """Max-pool each RoI into ``output_size`` bins (Fast R-CNN's RoI pooling, Caffe rounding)."""
-    return torchvision.ops.roi_pool(input, boxes, _size(output_size), spatial_scale)
+    """Max-pool each RoI into ``output_size`` bins (Fast R-CNN's RoI pooling, Caffe rounding).
+
+    input: (N, C, H, W); boxes: (K, 5) ``[batch_index, x1, y1, x2, y2]`` or a list of N (K_i, 4) tensors,
+    in image pixels. Returns (K, C, out_h, out_w). The RoI is scaled by ``spatial_scale`` and rounded to
+    whole cells (at least 1x1); bins are cut with floor/ceil, clipped to the map; an empty bin gives 0.
+    """
+    x, rois = _cast(input, boxes)
+    return torchvision.ops.roi_pool(x, rois, _size(output_size), spatial_scale).to(input.dtype)
 
 
 def roi_align(
@@ -32,8 +55,16 @@ def roi_align(
     sampling_ratio: int = -1,
     aligned: bool = False,
 ) -> Tensor:
-    """Average bilinear samples in each of ``output_size`` bins (Mask R-CNN's RoIAlign)."""
-    return torchvision.ops.roi_align(input, boxes, _size(output_size), spatial_scale, sampling_ratio, aligned)
+    """Average bilinear samples in each of ``output_size`` bins (Mask R-CNN's RoIAlign).
+
+    input: (N, C, H, W); boxes: (K, 5) ``[batch_index, x1, y1, x2, y2]`` or a list of N (K_i, 4) tensors,
+    in image pixels. Returns (K, C, out_h, out_w). ``sampling_ratio`` samples per bin side (<= 0: adaptive,
+    ``ceil(roi_size / output_size)``). ``aligned=True`` shifts the box by -0.5 cell so that sample points
+    sit on pixel centres; ``aligned=False`` (the original) also forces boxes to be at least 1x1 cell.
+    """
+    x, rois = _cast(input, boxes)
+    out = torchvision.ops.roi_align(x, rois, _size(output_size), spatial_scale, sampling_ratio, aligned)
+    return out.to(input.dtype)
 
 
 class RoIPool(nn.Module):
@@ -65,7 +96,9 @@ class RoIAlign(nn.Module):
         self.sampling_ratio, self.aligned = sampling_ratio, aligned
 
     def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
-        return roi_align(input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned)
+        return roi_align(
+            input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        )
 
     def extra_repr(self) -> str:
         return (
