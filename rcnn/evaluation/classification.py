@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from rcnn.engine.distributed import all_reduce_dict
 
 
 def _topk_hits(scores: Tensor, targets: Tensor, ks: Sequence[int]) -> dict[int, int]:
@@ -91,9 +92,7 @@ def evaluate_classifier(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    hits = torch.zeros(len(ks), dtype=torch.float64)
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    count = torch.zeros((), dtype=torch.float64)
+    sums = {"loss": 0.0, "count": 0.0, **{f"top{k}": 0.0 for k in ks}}
     try:
         for images, targets in loader:
             if ten_crop != (images.dim() == 5):
@@ -108,24 +107,19 @@ def evaluate_classifier(
                 loss = F.nll_loss(scores.clamp_min(1e-12).log(), targets, reduction="sum")
             else:
                 loss = F.cross_entropy(scores, targets, reduction="sum")
-            batch_hits = _topk_hits(scores, targets, ks)
-            hits += torch.tensor([batch_hits[k] for k in ks], dtype=torch.float64)
-            loss_sum += float(loss)
-            count += targets.shape[0]
+            for k, hit in _topk_hits(scores, targets, ks).items():
+                sums[f"top{k}"] += hit
+            sums["loss"] += float(loss)
+            sums["count"] += targets.shape[0]
     finally:
         model.train(was_training)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        # gloo and nccl both reduce float64; move to the device NCCL needs.
-        packed = torch.cat([hits, loss_sum.view(1), count.view(1)])
-        if dist.get_backend() == "nccl":
-            packed = packed.to(device)
-        dist.all_reduce(packed)
-        packed = packed.cpu()
-        hits, loss_sum, count = packed[: len(ks)], packed[len(ks)], packed[len(ks) + 1]
-    n = float(count)
+    totals = all_reduce_dict(
+        {key: torch.tensor(value, dtype=torch.float64) for key, value in sums.items()}, average=False
+    )
+    n = float(totals["count"])
     if n == 0:
         raise ValueError("evaluate_classifier: the loader yielded no images")
-    metrics = {f"top{k}_err": 1.0 - float(hits[i]) / n for i, k in enumerate(ks)}
-    metrics["loss"] = float(loss_sum) / n
+    metrics = {f"top{k}_err": 1.0 - float(totals[f"top{k}"]) / n for k in ks}
+    metrics["loss"] = float(totals["loss"]) / n
     metrics["num_images"] = n
     return metrics
