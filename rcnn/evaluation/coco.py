@@ -68,14 +68,14 @@ def _complete_ground_truth(coco: COCO) -> None:
             ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
 
 
-def write_json_atomic(path: PathLike, obj: Any) -> Path:
+def write_json_atomic(path: PathLike, obj: Any, indent: int | None = None) -> Path:
     """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (no half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
+            json.dump(obj, f, indent=indent)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
