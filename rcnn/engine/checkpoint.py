@@ -11,7 +11,7 @@ the file name) is written the same way and only after the checkpoint itself is i
 
 :func:`capture_rng_state` / :func:`restore_rng_state` snapshot every generator that training draws from
 (Python ``random``, NumPy's global generator, torch CPU and CUDA) in a form that loads with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)``; :func:`seed_all` seeds them all.
 """
 
 from __future__ import annotations
@@ -154,6 +154,17 @@ class Checkpointer:
 
 
 # ------------------------------------------------------------------------------------------- RNG states
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python ``random``, NumPy's global generator and torch (CPU and every CUDA device).
+
+    Under DDP seed with ``seed + rank``: DDP copies rank 0's initial weights to every process anyway,
+    and distinct streams keep dropout and augmentation independent across processes.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def capture_rng_state() -> dict[str, Any]:

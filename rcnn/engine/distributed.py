@@ -1,4 +1,5 @@
-"""Distributed training helpers (``torchrun`` launches, one process per device).
+"""Processes and devices: distributed training helpers (``torchrun``, one process per device), device
+selection, moving batches to a device and the AMP dtype.
 
     init_distributed()                  # reads RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
     device = select_device("auto")      # cuda:LOCAL_RANK under torchrun on a GPU machine, else cpu
@@ -181,3 +182,36 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
         model = model.module
     return model
+
+
+def move_to_device(x: Any, device: torch.device) -> Any:
+    """Tensors inside (nested) lists, tuples and dicts moved to ``device``; other values unchanged."""
+    if isinstance(x, Tensor):
+        return x.to(device, non_blocking=x.is_pinned())
+    if isinstance(x, dict):
+        return {k: move_to_device(v, device) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(move_to_device(v, device) for v in x)
+    return x
+
+
+def resolve_amp_dtype(
+    amp: bool, device: torch.device, amp_dtype: str | torch.dtype | None
+) -> torch.dtype | None:
+    """None without AMP; else ``amp_dtype`` ("float16"/"fp16", "bfloat16"/"bf16"), defaulting to fp16 on
+    CUDA and bf16 on the CPU."""
+    if not amp:
+        return None
+    if amp_dtype is None:
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    if isinstance(amp_dtype, torch.dtype):
+        return amp_dtype
+    names = {
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    if amp_dtype not in names:
+        raise ValueError(f"unknown amp_dtype {amp_dtype!r}: expected one of {', '.join(names)}")
+    return names[amp_dtype]

@@ -165,3 +165,37 @@ def read_metrics(output_dir_or_file: str | os.PathLike) -> list[dict[str, Any]]:
         path = os.path.join(path, "metrics.jsonl")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+class WindowedMeans:
+    """Means of the values added since the last :meth:`pop_means` (a log window)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.count += 1
+
+    def pop_means(self) -> dict[str, float]:
+        """The means over the window, which then starts afresh."""
+        means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"<prefix>/a/b": 1}``: nested dicts flattened, keeping numbers, strings,
+    booleans and one-element tensors (other values are dropped)."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, name))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+        elif hasattr(value, "numel") and value.numel() == 1:
+            flat[name] = value.item()
+    return flat

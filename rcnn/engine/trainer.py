@@ -33,7 +33,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -43,7 +43,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rcnn.engine import distributed as du
 from rcnn.engine.checkpoint import Checkpointer, capture_rng_state, restore_rng_state
-from rcnn.engine.logging import DEFAULT_LOGGERS, MetricsWriter
+from rcnn.engine.distributed import move_to_device, resolve_amp_dtype
+from rcnn.engine.logging import DEFAULT_LOGGERS, MetricsWriter, WindowedMeans, flatten_metrics
 from rcnn.engine.lr_scheduler import build_lr_scheduler, build_warmup_multistep_lr, current_lr
 from rcnn.engine.optim import build_sgd
 
@@ -69,39 +70,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def move_to_device(x: Any, device: torch.device) -> Any:
-    """Tensors inside (nested) lists, tuples and dicts moved to ``device``; other values unchanged."""
-    if isinstance(x, Tensor):
-        return x.to(device, non_blocking=x.is_pinned())
-    if isinstance(x, dict):
-        return {k: move_to_device(v, device) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(move_to_device(v, device) for v in x)
-    return x
-
-
-def resolve_amp_dtype(
-    amp: bool, device: torch.device, amp_dtype: str | torch.dtype | None
-) -> torch.dtype | None:
-    """None without AMP; else ``amp_dtype`` ("float16"/"fp16", "bfloat16"/"bf16"), defaulting to fp16 on
-    CUDA and bf16 on the CPU."""
-    if not amp:
-        return None
-    if amp_dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.bfloat16
-    if isinstance(amp_dtype, torch.dtype):
-        return amp_dtype
-    names = {
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if amp_dtype not in names:
-        raise ValueError(f"unknown amp_dtype {amp_dtype!r}: expected one of {', '.join(names)}")
-    return names[amp_dtype]
 
 
 class Trainer:
@@ -153,8 +121,10 @@ class Trainer:
         self.world_size = du.get_world_size()
         model.to(self.device)
         self.model = du.wrap_ddp(model, self.device, find_unused_parameters=find_unused_parameters)
-        self.optimizer = optimizer or build_sgd(model, base_lr, momentum, weight_decay)
-        self.scheduler = scheduler or build_lr_scheduler(self.optimizer, "constant")
+        if optimizer is None:
+            optimizer = build_sgd(model, base_lr, momentum, weight_decay)
+        self.optimizer = optimizer
+        self.scheduler = build_lr_scheduler(optimizer, "constant") if scheduler is None else scheduler
         self.data_loader = data_loader
         self.sampler = sampler
         self.max_iter = int(max_iter)
@@ -373,28 +343,29 @@ class Trainer:
     def _evaluate(self, writer: MetricsWriter) -> dict[str, Any]:
         if self.eval_fn is None:
             return {}
-        model = self.unwrapped_model
         try:
-            results = self.eval_fn(model) or {}
+            results = self.eval_fn(self.unwrapped_model) or {}
         finally:
-            model.train()
             self.model.train()
         self.eval_results = results
-        flat: dict[str, Any] = {}
-
-        def flatten(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    flatten(f"{prefix}/{k}", v)
-            elif isinstance(value, (int, float, str, bool)) or (
-                isinstance(value, Tensor) and value.numel() == 1
-            ):
-                flat[prefix] = value
-
-        flatten("eval", results)
+        flat = flatten_metrics(results, prefix="eval")
         writer.write(flat, step=self.iter)
         logger.info("evaluation at iteration %d: %s", self.iter, flat)
         return results
+
+    def _next_batch(self, data_iter: Iterator[Any]) -> tuple[Any, Iterator[Any]]:
+        try:
+            return next(data_iter), data_iter
+        except StopIteration:  # a finite loader: start another pass
+            data_iter = iter(self.data_loader)
+            return next(data_iter), data_iter
+
+    def _console_loggers(self, bar: tqdm) -> list[logging.Logger]:
+        """The package loggers printing to the console, to route through ``tqdm.write`` under the bar."""
+        if bar.disable:
+            return []
+        loggers = [logging.getLogger(n) for n in DEFAULT_LOGGERS]
+        return [lg for lg in loggers if any(type(h) is logging.StreamHandler for h in lg.handlers)]
 
     def train(self) -> dict[str, Any]:
         """Train up to ``max_iter``; returns the final evaluation's results ({} without ``eval_fn``).
@@ -414,40 +385,25 @@ class Trainer:
         writer = MetricsWriter(
             self.output_dir, purge_after=self.start_iter, tensorboard=self.tensorboard, enabled=self.is_main
         )
-        window: dict[str, float] = {}
-        window_n = 0
-        bar = tqdm(
-            total=self.max_iter,
-            initial=self.iter,
-            desc="train",
-            dynamic_ncols=True,
-            disable=not (self.progress and self.is_main),
-        )
-        loggers = [logging.getLogger(n) for n in DEFAULT_LOGGERS] if not bar.disable else []
-        loggers = [lg for lg in loggers if any(type(h) is logging.StreamHandler for h in lg.handlers)]
+        window = WindowedMeans()
+        show = self.progress and self.is_main
+        bar = tqdm(total=self.max_iter, initial=self.iter, desc="train", dynamic_ncols=True, disable=not show)
         logger.info("training from iteration %d to %d on %s", self.iter, self.max_iter, self.device)
         try:
-            with self._signal_handlers(), logging_redirect_tqdm(loggers=loggers):
+            with self._signal_handlers(), logging_redirect_tqdm(loggers=self._console_loggers(bar)):
                 while self.iter < self.max_iter:
                     start = time.perf_counter()
                     try:
-                        images, targets = next(data_iter)
-                    except StopIteration:  # a finite loader: start another pass
-                        data_iter = iter(self.data_loader)
-                        images, targets = next(data_iter)
+                        (images, targets), data_iter = self._next_batch(data_iter)
                     except Exception:
                         if self._stop_signal is None:
                             raise
-                        break  # the data pipeline died with the signal: stop at the last full iteration
+                        break  # the data pipeline died with the signal: stop after the last full iteration
                     data_time = time.perf_counter() - start
                     lr = current_lr(self.optimizer)
                     reduced, self._stop_agreed = self.run_step(images, targets)
                     self.iter += 1
-                    for key, value in reduced.items():
-                        window[key] = window.get(key, 0.0) + value
-                    window["time"] = window.get("time", 0.0) + time.perf_counter() - start
-                    window["data_time"] = window.get("data_time", 0.0) + data_time
-                    window_n += 1
+                    window.add({**reduced, "time": time.perf_counter() - start, "data_time": data_time})
                     bar.update(1)
                     bar.set_postfix(loss=f"{reduced['total_loss']:.4f}", lr=f"{lr:.3g}", refresh=False)
                     for callback in self.callbacks:
@@ -456,13 +412,12 @@ class Trainer:
                     stopping = self._stop_agreed or (self.world_size == 1 and self._stop_signal is not None)
                     last = self.iter == self.max_iter
                     if (self.log_period > 0 and self.iter % self.log_period == 0) or last or stopping:
-                        record = {"lr": lr, **{k: v / window_n for k, v in window.items()}}
+                        record = {"lr": lr, **window.pop_means()}
                         if self._grad_norm is not None:
                             record["grad_norm"] = self._grad_norm
                         if self.scaler.is_enabled():
                             record["loss_scale"] = float(self.scaler.get_scale())
                         writer.write(record, step=self.iter)
-                        window, window_n = {}, 0
                     if last or stopping:
                         break
                     if self.checkpoint_period > 0 and self.iter % self.checkpoint_period == 0:

@@ -96,3 +96,29 @@ def test_select_device(monkeypatch):
     assert du.select_device("cuda:0") == torch.device("cuda", 0)
     with pytest.raises(RuntimeError, match="only 2 CUDA"):
         du.select_device("cuda:2")
+
+
+def test_windowed_means_and_flatten_metrics():
+    from rcnn.engine.logging import WindowedMeans, flatten_metrics
+
+    w = WindowedMeans()
+    w.add({"a": 1.0, "b": torch.tensor(2.0)})
+    w.add({"a": 3.0, "b": 4.0})
+    assert w.pop_means() == {"a": 2.0, "b": 3.0}
+    assert w.pop_means() == {}
+    flat = flatten_metrics({"ap": 0.5, "per": {"cat": torch.tensor(0.25), "list": [1]}, "ok": True}, "eval")
+    assert flat == {"eval/ap": 0.5, "eval/per/cat": 0.25, "eval/ok": True}
+
+
+def test_seed_all_makes_every_generator_repeat():
+    import random
+
+    import numpy as np
+
+    from rcnn.engine.checkpoint import seed_all
+
+    seed_all(5)
+    first = (random.random(), float(np.random.rand()), torch.rand(2))
+    seed_all(5)
+    second = (random.random(), float(np.random.rand()), torch.rand(2))
+    assert first[:2] == second[:2] and torch.equal(first[2], second[2])
