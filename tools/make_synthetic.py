@@ -3,8 +3,8 @@
     python tools/make_synthetic.py --output datasets/synthetic --num-train 1000 --num-val 200
 
 writes ``OUTPUT/detection/{train,val}/*.png`` + ``OUTPUT/detection/{train,val}.json`` (COCO) and/or
-``OUTPUT/classification/{train,val}/<class>/*.png`` (ImageFolder). For classification ``--num-train`` and
-``--num-val`` count images per class.
+``OUTPUT/classification/{train,val}/<class>/*.png`` (ImageFolder). The classification set has
+``--cls-num-train`` / ``--cls-num-val`` images per class (default: ``--num-train`` / ``--num-val``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ from rcnn.data.synthetic import make_classification_dataset, make_detection_data
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="output folder (detection/ and classification/)")
-    parser.add_argument("--num-train", type=int, default=1000, help="training images (per class: classif.)")
-    parser.add_argument("--num-val", type=int, default=200, help="validation images (per class: classif.)")
+    parser.add_argument("--num-train", type=int, default=1000, help="detection training images")
+    parser.add_argument("--num-val", type=int, default=200, help="detection validation images")
+    parser.add_argument(
+        "--cls-num-train", type=int, default=None, help="classification train images per class"
+    )
+    parser.add_argument("--cls-num-val", type=int, default=None, help="classification val images per class")
     parser.add_argument("--image-size", type=int, default=None, help="side (default 256 det., 64 classif.)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", choices=["detection", "classification", "both"], default="both")
@@ -28,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-objects", type=int, default=6)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: up to 4)")
     args = parser.parse_args(argv)
-    if args.num_train < 0 or args.num_val < 0:
-        parser.error("--num-train and --num-val must be >= 0")
+    cls_train = args.num_train if args.cls_num_train is None else args.cls_num_train
+    cls_val = args.num_val if args.cls_num_val is None else args.cls_num_val
+    if min(args.num_train, args.num_val, cls_train, cls_val) < 0:
+        parser.error("image counts must be >= 0")
     if args.image_size is not None and args.image_size < 16:
         parser.error("--image-size must be at least 16")
     if not 1 <= args.min_objects <= args.max_objects:
@@ -53,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         out = os.path.join(args.output, "classification")
         make_classification_dataset(
             out,
-            args.num_train,
-            args.num_val,
+            cls_train,
+            cls_val,
             image_size=args.image_size or 64,
             seed=args.seed,
             workers=args.workers,
         )
-        print(f"classification: {args.num_train} train + {args.num_val} val images per class in {out}")
+        print(f"classification: {cls_train} train + {cls_val} val images per class in {out}")
     print(f"done in {time.time() - start:.1f} s")
     return 0
 

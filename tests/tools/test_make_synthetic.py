@@ -46,6 +46,15 @@ def test_both_tasks_layout(tmp_path, capsys):
     assert "detection" in capsys.readouterr().out
 
 
+def test_classification_counts_per_class(tmp_path):
+    args = ["--output", str(tmp_path), "--task", "classification", "--num-train", "9", "--image-size", "24"]
+    assert _tool().main([*args, "--cls-num-train", "2", "--cls-num-val", "1", "--workers", "0"]) == 0
+    cls = tmp_path / "classification"
+    assert all(len(list(d.glob("*.png"))) == 2 for d in (cls / "train").iterdir())
+    assert all(len(list(d.glob("*.png"))) == 1 for d in (cls / "val").iterdir())
+    assert not (tmp_path / "detection").exists()
+
+
 def test_detection_only(tmp_path):
     args = ["--output", str(tmp_path), "--num-train", "2", "--num-val", "0", "--image-size", "32"]
     assert _tool().main([*args, "--task", "detection", "--workers", "0"]) == 0
@@ -53,7 +62,9 @@ def test_detection_only(tmp_path):
     assert not (tmp_path / "classification").exists()
 
 
-@pytest.mark.parametrize("bad", [["--num-train", "-1"], ["--task", "segmentation"], ["--image-size", "4"]])
+@pytest.mark.parametrize(
+    "bad", [["--num-train", "-1"], ["--cls-num-val", "-2"], ["--task", "segmentation"], ["--image-size", "4"]]
+)
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(SystemExit) as info:
         _tool().main(["--output", str(tmp_path), *bad])
