@@ -277,20 +277,19 @@ class Trainer:
     # ------------------------------------------------------------------------------------ the loop
 
     def _reduce(self, loss_dict: dict[str, Tensor], total: Tensor) -> tuple[dict[str, float], bool]:
-        """Average the losses over processes and agree on stopping (one collective)."""
-        values = {k: v.detach().float() for k, v in loss_dict.items()}
+        """This process's losses (``last_losses``) and their average over processes; under DDP the
+        processes also agree on stopping in the same collective."""
+        values = {k: v.detach().float().reshape(()) for k, v in loss_dict.items()}
         values["total_loss"] = total.detach().float()
+        keys = sorted(values)
+        self.last_losses = dict(zip(keys, torch.stack([values[k] for k in keys]).tolist()))
         if self.world_size == 1:
-            reduced = values
-            stop = self._stop_signal is not None
-        else:
-            flag = torch.tensor(float(self._stop_signal is not None), device=total.device)
-            summed = du.all_reduce_dict({**values, "~stop": flag * self.world_size}, average=True)
-            stop = bool(summed.pop("~stop").item() > 0)
-            reduced = summed
-        keys = sorted(reduced)
-        numbers = torch.stack([reduced[k].reshape(()) for k in keys]).cpu().tolist()
-        return dict(zip(keys, numbers)), stop
+            return dict(self.last_losses), self._stop_signal is not None
+        flag = torch.tensor(float(self._stop_signal is not None) * self.world_size, device=total.device)
+        reduced = du.all_reduce_dict({**values, "~stop": flag}, average=True)  # "~stop": number of ranks
+        stop = reduced.pop("~stop")
+        numbers = torch.stack([reduced[k] for k in keys] + [stop]).tolist()
+        return dict(zip(keys, numbers[:-1])), numbers[-1] > 0
 
     def _check_finite(self, reduced: dict[str, float], local: dict[str, float]) -> None:
         if all(math.isfinite(v) for v in reduced.values()):
@@ -323,8 +322,6 @@ class Trainer:
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise TypeError(f"loss {name!r} must be a scalar tensor, got {value!r}")
         total = sum(v.float().reshape(()) for v in loss_dict.values())
-        self.last_losses = {k: float(v.detach()) for k, v in loss_dict.items()}
-        self.last_losses["total_loss"] = float(total.detach())
         reduced, stop = self._reduce(loss_dict, total)
         self._check_finite(reduced, self.last_losses)
         self.last_reduced_losses = reduced
