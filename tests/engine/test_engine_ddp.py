@@ -59,7 +59,8 @@ resumed = make(os.path.join(OUT, "b"), 100 + rank)
 resumed.resume("latest")
 resumed.train()
 
-weights = {{name: t.unwrapped_model.state_dict() for name, t in (("straight", straight), ("resumed", resumed))}}
+weights = {{"straight": straight.unwrapped_model.state_dict()}}
+weights["resumed"] = resumed.unwrapped_model.state_dict()
 torch.save(weights, os.path.join(RES, f"params{{rank}}.pt"))
 with open(os.path.join(RES, f"rank{{rank}}.json"), "w") as f:
     json.dump({{"world_size": world_size, "wrapper": type(straight.model).__name__,
