@@ -147,3 +147,17 @@ def test_mismatched_per_box_field_is_an_error():
     t = build_detection_transforms(False, [50], 1000)
     with pytest.raises(ValueError, match="labels"):
         t(_image(100, 200), {"boxes": np.zeros((2, 4), np.float32), "labels": np.zeros(3, np.int64)})
+
+
+def test_augmentations_follow_the_torch_seed():
+    """Each process seeds from torch (DataLoader workers get distinct seeds): same torch seed, same draws."""
+
+    def draws(torch_seed):
+        torch.manual_seed(torch_seed)
+        t = build_detection_transforms(True, [50, 100, 150], 1000, hflip_prob=0.5)
+        return [
+            tuple(t(_image(100, 200), _target([[10, 20, 30, 40]]))[1]["boxes"][0].tolist()) for _ in range(12)
+        ]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
