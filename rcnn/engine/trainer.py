@@ -64,7 +64,10 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.iteration = iteration
         self.checkpoint = checkpoint
         self.exit_code = 128 + signum
-        name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
         where = f"checkpoint saved to {checkpoint}" if checkpoint else "no checkpoint written"
         super().__init__(f"training stopped by {name} after iteration {iteration}; {where} (resume with it)")
 
