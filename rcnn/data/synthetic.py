@@ -31,7 +31,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from rcnn.data.synthetic_render import CATEGORIES, CATEGORY_NAMES, render_centred, render_scene
+from rcnn.data.synthetic_render import (
+    CATEGORIES,
+    CATEGORY_NAMES,
+    background_sources,
+    render_centred,
+    render_scene,
+    templates,
+)
 
 __all__ = ["CATEGORY_NAMES", "make_detection_dataset", "make_classification_dataset"]
 
@@ -77,6 +84,8 @@ def _classification_job(args: tuple) -> None:
 def _run(fn, jobs: list[tuple], workers: int, desc: str) -> Iterable[Any]:
     if workers <= 1 or len(jobs) < 16:
         return [fn(j) for j in tqdm(jobs, desc=desc, leave=False)]
+    background_sources()  # loaded once here: forked workers inherit them
+    templates()
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunk = max(1, len(jobs) // (workers * 8))
         return list(tqdm(pool.map(fn, jobs, chunksize=chunk), total=len(jobs), desc=desc, leave=False))
