@@ -96,7 +96,7 @@ class CifarResNet(nn.Module):
         if shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut must be one of {SHORTCUTS}, got '{shortcut}'")
         n = (depth - 2) // 6
-        self.depth, self.shortcut, self.width = depth, shortcut, width
+        self.depth, self.shortcut, self.width, self.num_classes = depth, shortcut, width, num_classes
         self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)

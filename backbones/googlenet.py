@@ -162,6 +162,7 @@ class GoogLeNet(nn.Module):
         transform_input: bool = False,
     ):
         super().__init__()
+        self.num_classes = num_classes
         self.batch_norm = batch_norm
         self.aux_logits = aux_logits
         self.transform_input = transform_input

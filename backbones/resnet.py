@@ -171,6 +171,7 @@ class ResNet(nn.Module):
             raise ValueError(f"width must be positive, got {width}")
         self.block = block
         self.width = width
+        self.num_classes = num_classes
         self._in_channels = width
         self._block_options = {"stride_in_1x1": stride_in_1x1, "attention": attention}
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from backbones import build_backbone, build_classifier
+from backbones import build_backbone, build_classifier, load_pretrained
 from backbones.googlenet import INCEPTION_CONFIG, GoogLeNet, Inception, cut_for_detection
 
 
@@ -100,7 +100,7 @@ def test_googlenet_bn_loads_torchvision_checkpoint_with_identical_logits(tmp_pat
     torch.save(reference.state_dict(), path)
     model = build_classifier("googlenet_bn", transform_input=True).eval()
     assert list(model.state_dict()) == list(reference.state_dict())
-    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    load_pretrained(model, path, strict_classes=True)
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
@@ -117,6 +117,15 @@ def test_googlenet_bn_loads_torchvision_checkpoint_with_identical_logits(tmp_pat
     torch.testing.assert_close(ours[0], ref.logits, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(ours[1], ref.aux_logits1, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(ours[2], ref.aux_logits2, rtol=1e-4, atol=1e-4)
+
+    # fine-tuning for other classes: the three class layers keep their initialisation, the rest loads
+    other = build_classifier("googlenet_bn", num_classes=7)
+    with pytest.warns(UserWarning, match="aux1.fc2, aux2.fc2, fc"):
+        load_pretrained(other, path)
+    torch.testing.assert_close(
+        other.inception5b.branch1.conv.weight, reference.inception5b.branch1.conv.weight
+    )
+    assert other.fc.out_features == other.aux1.fc2.out_features == 7
 
 
 def test_googlenet_bn_layout():

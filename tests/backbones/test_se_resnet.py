@@ -7,7 +7,7 @@ import timm
 import torch
 from torch import nn
 
-from backbones import build_backbone, build_classifier
+from backbones import build_backbone, build_classifier, load_pretrained
 from backbones.resnet import BasicBlock, Bottleneck
 from backbones.se_resnet import CLASSIFIERS, SEModule, cut_for_detection, se_hidden_channels
 
@@ -35,7 +35,7 @@ def test_timm_checkpoint_loads_strictly_with_identical_logits(name, tmp_path):
 
     model = build_classifier(name).eval()
     assert list(model.state_dict()) == list(reference.state_dict())
-    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    load_pretrained(model, path, strict_classes=True)
     x = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
