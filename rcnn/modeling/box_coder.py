@@ -55,7 +55,7 @@ class BoxCoder:
         """Apply ``deltas`` (N, 4 * k) to ``boxes`` (N, 4); returns (N, 4 * k) xyxy boxes in float32."""
         deltas, boxes = deltas.float(), boxes.float()
         n = deltas.shape[0]
-        deltas = deltas.reshape(n, -1, 4)  # (N, k, 4)
+        deltas = deltas.reshape(n, deltas.shape[1] // 4, 4)  # (N, k, 4)
         widths = (boxes[:, 2] - boxes[:, 0])[:, None]  # (N, 1)
         heights = (boxes[:, 3] - boxes[:, 1])[:, None]
         ctr_x = boxes[:, 0, None] + 0.5 * widths
@@ -67,7 +67,7 @@ class BoxCoder:
         cx, cy = dx * widths + ctr_x, dy * heights + ctr_y
         w, h = torch.exp(dw) * widths, torch.exp(dh) * heights
         out = torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)  # (N, k, 4)
-        return out.reshape(n, -1)  # (N, 4k)
+        return out.reshape(n, 4 * deltas.shape[1])  # (N, 4k)
 
     def __repr__(self) -> str:
         return f"BoxCoder(weights={self.weights}, clamp={self.clamp:.4f})"

@@ -63,7 +63,7 @@ def fast_rcnn_losses(
     num_rois, num_logits = class_logits.shape
     normaliser = max(num_rois, 1)
     loss_cls = F.cross_entropy(class_logits.float(), labels, reduction="sum") / normaliser
-    deltas = box_deltas.float().reshape(num_rois, -1, 4)  # (R, C, 4)
+    deltas = box_deltas.float().reshape(num_rois, box_deltas.shape[1] // 4, 4)  # (R, C, 4)
     offset = 1 if deltas.shape[1] == num_logits - 1 else 0  # column of class k is k - offset
     column = (labels - offset).clamp(min=0)  # (R,)
     chosen = deltas.gather(1, column[:, None, None].expand(num_rois, 1, 4)).squeeze(1)  # (R, 4)

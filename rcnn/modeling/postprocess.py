@@ -49,7 +49,8 @@ def fast_rcnn_inference(
     num_classes = class_logits.shape[1] - 1
     scores = torch.softmax(class_logits.float(), dim=-1)[:, 1:]  # (R, K)
     all_proposals = torch.cat(proposals) if proposals else class_logits.new_zeros((0, 4))
-    boxes = box_coder.decode(box_deltas, all_proposals).reshape(len(all_proposals), -1, 4)  # (R, C, 4)
+    boxes = box_coder.decode(box_deltas, all_proposals)
+    boxes = boxes.reshape(len(all_proposals), box_deltas.shape[1] // 4, 4)  # (R, C, 4)
     boxes = boxes[:, -num_classes:]  # (R, K, 4): drop background's deltas when there are any
     counts = [len(p) for p in proposals]
     results = []
