@@ -1,5 +1,7 @@
-"""COCO box evaluation of a detections file.
+"""COCO box evaluation: of a trained detector on its config's val split, or of any detections file.
 
+    python tools/evaluate.py --config configs/faster_rcnn/synthetic_resnet18.yaml \
+        --checkpoint outputs/faster_rcnn_synthetic/model_final.pth [--output DIR] [key=value ...]
     python tools/evaluate.py --gt datasets/synthetic/detection/val.json \
         --results outputs/faster_rcnn/detections.json [--output outputs/faster_rcnn/eval]
 
@@ -7,7 +9,9 @@
 "score"}`` in the ground truth's image pixels and category ids), e.g. the ``detections.json`` written by
 training or by another detector. Every image of ``--gt`` is evaluated (an image without detections counts
 as missed). Prints the AP/AR table and the AP of each category and writes ``metrics.json`` to ``--output``
-(default: the folder of the results file). Exit status 0 on success, 1 when a file is missing or invalid.
+(default: the folder of the results file). With ``--config``, the detector runs on the config's val split
+first and ``detections.json`` is written beside ``metrics.json`` (default folder: ``output.dir``).
+Exit status 0 on success, 1 when a file is missing or invalid, 2 for a bad config.
 """
 
 from __future__ import annotations
@@ -33,6 +37,29 @@ def evaluate_files(
     return metrics
 
 
+def evaluate_checkpoint(
+    config: str, checkpoint: str, output_dir: str | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Run the detector of ``config`` with the weights of ``checkpoint`` over the config's val split,
+    print the table and write ``detections.json`` and ``metrics.json`` to ``output_dir``
+    (default: the config's ``output.dir``). Returns the metrics."""
+    from rcnn.config import load_config
+    from rcnn.config_schema import DetectionConfig
+    from rcnn.engine.detection import build_detection_dataset, evaluate_detector, load_detector
+    from rcnn.engine.distributed import select_device
+    from rcnn.evaluation.coco import format_table
+
+    cfg = load_config(config, DetectionConfig, overrides or [])
+    device = select_device(cfg.solver.device)
+    model, _ = load_detector(cfg, checkpoint, device)
+    dataset = build_detection_dataset(cfg, "val")
+    out_dir = output_dir or cfg.output.dir
+    metrics = evaluate_detector(model, dataset, device, out_dir, batch_size=cfg.test.ims_per_batch)
+    print(format_table(metrics))
+    print(f"metrics -> {Path(out_dir) / 'metrics.json'}", file=sys.stderr)
+    return metrics
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -40,15 +67,33 @@ def build_parser() -> argparse.ArgumentParser:
     files = parser.add_argument_group("evaluate a results file")
     files.add_argument("--gt", help="COCO ground-truth annotation file")
     files.add_argument("--results", help="COCO results file (detections) to evaluate")
+    model = parser.add_argument_group("evaluate a trained detector on its config's val split")
+    model.add_argument("--config", help="the detector's YAML config")
+    model.add_argument("--checkpoint", help="model_final.pth or a training checkpoint")
     parser.add_argument("--output", help="folder for metrics.json (default: the folder of --results)")
+    parser.add_argument("overrides", nargs="*", help="with --config: config overrides, section.key=value")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Results-file mode. A mode that runs a detector first (--config FILE --checkpoint CKPT [key=value ...])
-    # dispatches before this point; --gt and --results are required only when it is not used.
+    if args.config or args.checkpoint:
+        if not (args.config and args.checkpoint):
+            parser.error("--config and --checkpoint go together")
+        from rcnn.config import ConfigError
+
+        try:
+            evaluate_checkpoint(args.config, args.checkpoint, args.output, args.overrides)
+        except ConfigError as e:
+            print(f"evaluate: error: {e}", file=sys.stderr)
+            return 2
+        except (FileNotFoundError, ValueError) as e:
+            print(f"evaluate: error: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if args.overrides:
+        parser.error(f"config overrides {args.overrides} need --config")
     missing = [flag for flag, value in (("--gt", args.gt), ("--results", args.results)) if not value]
     if missing:
         parser.error(f"{' and '.join(missing)} required: evaluate with --gt ANN.json --results DETS.json")

@@ -172,7 +172,7 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     state = load_checkpoint(checkpoint, weights_only=False)
     weights = state.get("model", state)
-    meta = state.get("metadata", {}) or {}
+    meta = (state.get("extra") or {}).get("metadata") or state.get("metadata") or {}
     num_classes = cfg.model.num_classes or len(meta.get("class_names", []))
     if not num_classes:
         # infer K from the classifier layer: cls_score has K + 1 outputs
