@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     timings["data"] = run_step(
         "generate the synthetic data",
         ["tools/make_synthetic.py", "--output", data, "--task", "both", "--seed", str(args.seed),
-         "--num-train", str(args.num_train), "--num-val", str(args.num_val), "--image-size", str(args.image_size),
+         "--num-train", str(args.num_train), "--num-val", str(args.num_val),
+         "--image-size", str(args.image_size),
          "--cls-num-train", str(args.cls_per_class), "--cls-num-val", str(cls_val)],
     )  # fmt: skip
     classifier_dir = os.path.join(out, "classifier")
