@@ -1,0 +1,72 @@
+"""tools/model_summary.py: the table and totals for a named network, and its errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tools" / "model_summary.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("model_summary_tool", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vgg16_totals(capsys):
+    assert _tool().main(["vgg16", "--device", "meta", "--group", "classifier"]) == 0
+    out = capsys.readouterr().out
+    assert "features.0" in out and "Conv2d" in out and "64x224x224" in out
+    assert "138,357,544" in out and "15,470,264,320" in out and "15,237,608" in out
+    assert "classifier: 123,642,856 parameters" in out
+
+
+def test_alexnet_at_227_with_options(capsys):
+    tool = _tool()
+    assert tool.main(["alexnet", "--input-size", "227", "--device", "meta", "-o", "groups=1"]) == 0
+    out = capsys.readouterr().out
+    assert "96x55x55" in out and "34,944" in out and "62,378,344" in out  # groups=1: merged halves
+
+
+def test_errors(capsys):
+    tool = _tool()
+    assert tool.main(["vgg17"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+    assert tool.main(["alexnet", "--input-size", "32", "--device", "meta"]) == 2
+    assert "cannot run on a 32x32 input" in capsys.readouterr().err
+    assert tool.main(["lenet5", "-o", "activation=sigmoid", "--input-size", "32"]) == 2
+    assert "activation" in capsys.readouterr().err
+    assert tool.main(["vgg11", "--device", "meta", "--group", "nothing"]) == 2
+    assert "no module named 'nothing'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["vgg11", "-o", "no_equals_sign"])
+
+
+def test_runs_as_a_script_on_a_real_model():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "lenet5",
+            "--input-size",
+            "32",
+            "--num-classes",
+            "10",
+            "-o",
+            "in_channels=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "features.c1" in result.stdout and "6x28x28" in result.stdout
+    assert "61,706" in result.stdout  # LeNet-5: "60,000 trainable parameters"
