@@ -67,6 +67,15 @@ def initial_regions(labels: np.ndarray) -> InitialRegions:
     return InitialRegions(sizes=sizes, boxes=boxes.reshape(n, 4), pairs=adjacent_pairs(labels, n))
 
 
+def histogram_intersection_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise ``sum_k min(a[i, k], b[i, k])``: (E, D), (E, D) -> (E,) float64, in blocks to bound memory."""
+    out = np.empty(a.shape[0], dtype=np.float64)
+    step = max(1, (1 << 20) // max(1, a.shape[1]))
+    for start in range(0, a.shape[0], step):
+        out[start : start + step] = np.minimum(a[start : start + step], b[start : start + step]).sum(axis=1)
+    return out
+
+
 def size_similarity(size_a: np.ndarray, size_b: np.ndarray, image_size: int) -> np.ndarray:
     """``1 - (size_a + size_b) / image_size`` (broadcasting): high for pairs of small regions."""
     return 1.0 - (np.asarray(size_a, dtype=np.float64) + size_b) / float(image_size)
@@ -126,32 +135,28 @@ def hierarchical_grouping(
         if features.shape[0] != n:
             raise ValueError(f"features has {features.shape[0]} rows for {n} regions")
         feats[:n] = features
-    sizes = np.zeros(cap, dtype=np.float64)
-    sizes[:n] = regions.sizes
-    boxes = np.zeros((cap, 4), dtype=np.int64)
-    boxes[:n] = regions.boxes
     box_list = regions.boxes.tolist() + [None] * (cap - n)
     size_list = regions.sizes.tolist() + [0] * (cap - n)
+    im = float(image_size)
 
-    def similarities(a: np.ndarray | int, b: np.ndarray) -> np.ndarray:
-        """Similarity of region(s) ``a`` to each region in ``b`` (index arrays)."""
-        sim = np.zeros(len(b), dtype=np.float64)
-        if use_hist:
-            sim += np.minimum(feats[a], feats[b]).sum(axis=1)
-        if size_weight:
-            sim += size_weight * size_similarity(sizes[a], sizes[b], image_size)
-        if fill_weight:
-            sim += fill_weight * fill_similarity(boxes[a], boxes[b], sizes[a], sizes[b], image_size)
-        return sim
-
+    # Initial pairs: all at once.
     pairs = regions.pairs
+    left, right = pairs[:, 0], pairs[:, 1]
+    sims = np.zeros(len(pairs), dtype=np.float64)
+    if use_hist:
+        sims += histogram_intersection_rows(feats[left], feats[right])
+    if size_weight:
+        sims += size_weight * size_similarity(regions.sizes[left], regions.sizes[right], image_size)
+    if fill_weight:
+        sizes_l, sizes_r = regions.sizes[left], regions.sizes[right]
+        boxes_l, boxes_r = regions.boxes[left], regions.boxes[right]
+        sims += fill_weight * fill_similarity(boxes_l, boxes_r, sizes_l, sizes_r, image_size)
+    heap = list(zip((-sims).tolist(), left.tolist(), right.tolist()))
+    heapq.heapify(heap)
     neighbours: list[set[int] | None] = [set() for _ in range(n)] + [None] * (cap - n)
     for a, b in pairs.tolist():
         neighbours[a].add(b)
         neighbours[b].add(a)
-    sims = similarities(pairs[:, 0], pairs[:, 1]) if len(pairs) else np.zeros(0)
-    heap = list(zip((-sims).tolist(), pairs[:, 0].tolist(), pairs[:, 1].tolist()))
-    heapq.heapify(heap)
 
     alive = bytearray(cap)
     alive[:n] = b"\x01" * n
@@ -161,7 +166,7 @@ def hierarchical_grouping(
     while heap:
         _, a, b = heappop(heap)
         if not (alive[a] and alive[b]):
-            continue
+            continue  # stale: one of the pair was merged since the entry was pushed
         t = new
         new += 1
         merges.append((a, b))
@@ -170,30 +175,42 @@ def hierarchical_grouping(
         sa, sb = size_list[a], size_list[b]
         st = sa + sb
         size_list[t] = st
-        sizes[t] = st
-        if use_hist:
-            feats[t] = feats[a] * (sa / st) + feats[b] * (sb / st)
         ba, bb = box_list[a], box_list[b]
-        bt = [min(ba[0], bb[0]), min(ba[1], bb[1]), max(ba[2], bb[2]), max(ba[3], bb[3])]
-        box_list[t] = bt
-        boxes[t] = bt
-        na, nb = neighbours[a], neighbours[b]
-        nbrs = na | nb
+        x1, y1 = min(ba[0], bb[0]), min(ba[1], bb[1])
+        x2, y2 = max(ba[2], bb[2]), max(ba[3], bb[3])
+        box_list[t] = (x1, y1, x2, y2)
+        nbrs = neighbours[a] | neighbours[b]
         nbrs.discard(a)
         nbrs.discard(b)
         neighbours[a] = neighbours[b] = None
         neighbours[t] = nbrs
+        if use_hist:
+            row = feats[t]
+            np.multiply(feats[a], sa / st, out=row)
+            row += feats[b] * (sb / st)
         if not nbrs:
             continue
-        order = sorted(nbrs)
+        order = list(nbrs)
         for j in order:
             s = neighbours[j]
             s.discard(a)
             s.discard(b)
             s.add(t)
-        idx = np.array(order, dtype=np.intp)
-        for sim, j in zip(similarities(t, idx).tolist(), order):
+        # Few neighbours: the scalar terms are cheaper in Python than as numpy calls.
+        if use_hist:
+            hist = np.minimum(feats[order], feats[t]).sum(axis=1).tolist()
+        else:
+            hist = [0.0] * len(order)
+        for j, sim in zip(order, hist):
+            sj = size_list[j]
+            if size_weight:
+                sim += size_weight * (1.0 - (st + sj) / im)
+            if fill_weight:
+                bj = box_list[j]
+                joint = (max(x2, bj[2]) - min(x1, bj[0])) * (max(y2, bj[3]) - min(y1, bj[1]))
+                sim += fill_weight * (1.0 - (joint - st - sj) / im)
             heappush(heap, (-sim, j, t))
 
     merges_arr = np.array(merges, dtype=np.int64).reshape(-1, 2)
-    return Hierarchy(boxes=boxes[:new].copy(), merges=merges_arr, features=feats[:new] if use_hist else None)
+    boxes = np.array(box_list[:new], dtype=np.int64).reshape(-1, 4)
+    return Hierarchy(boxes=boxes, merges=merges_arr, features=feats[:new] if use_hist else None)

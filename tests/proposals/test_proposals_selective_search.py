@@ -81,10 +81,25 @@ def test_resize_maps_boxes_back_to_input_pixels(rectangles):
 
 
 def test_presets_are_the_documented_strategies():
-    assert PRESETS["single"] == {"color_spaces": ("hsv",), "k_values": (100,), "similarities": ("CTSF",)}
+    assert PRESETS["single"] == {
+        "color_spaces": ("hsv",),
+        "k_values": (100,),
+        "similarities": ("CTSF",),
+        "segment_min_size": "k",
+    }
     assert PRESETS["fast"]["color_spaces"] == ("hsv", "lab")
+    assert PRESETS["fast"]["k_values"] == (150, 300, 450)
     assert PRESETS["fast"]["similarities"] == ("CTSF", "TSF")
     assert len(PRESETS["quality"]["color_spaces"]) == 5 and len(PRESETS["quality"]["similarities"]) == 4
+
+
+def test_segment_min_size_controls_the_initial_regions(photo):
+    # A larger minimum component size leaves fewer initial regions, hence fewer boxes.
+    few = selective_search(photo, "single", segment_min_size=400)
+    paper = selective_search(photo, "single")  # min size = k = 100
+    many = selective_search(photo, "single", segment_min_size=10)
+    assert len(few) < len(paper) < len(many)
+    np.testing.assert_array_equal(paper, selective_search(photo, "single", segment_min_size="k"))
 
 
 def test_similarity_parse():
