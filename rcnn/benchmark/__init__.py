@@ -1,0 +1,1 @@
+"""Benchmarks of rcnn components (run as modules, e.g. ``python -m rcnn.benchmark.selective_search``)."""
