@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         for index, path in enumerate(tqdm(paths, desc="infer", dynamic_ncols=True)):
             image = read_image(path)
-            tensor, target = transform(image, dict(empty))
+            tensor, _ = transform(image, dict(empty))
             det = model([tensor.to(device)])[0]
             det = {k: v.cpu() for k, v in det.items()}
-            det = to_original_pixels(det, target["size"], torch.tensor(image.shape[:2]))
+            det = to_original_pixels(det, torch.tensor(tensor.shape[-2:]), torch.tensor(image.shape[:2]))
             keep = det["scores"] >= args.score_threshold
             boxes, labels, scores = det["boxes"][keep], det["labels"][keep], det["scores"][keep]
             for box, label, score in zip(boxes.tolist(), labels.tolist(), scores.tolist()):

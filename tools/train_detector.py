@@ -61,8 +61,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
+    # "--resume key=value ...": the optional PATH swallowed the first override
+    if args.resume and "=" in args.resume and not os.path.exists(args.resume):
+        args.overrides.insert(0, args.resume)
+        args.resume = "latest"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     from rcnn.config import ConfigError, load_config, save_config
     from rcnn.config_schema import DetectionConfig
