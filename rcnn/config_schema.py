@@ -2,7 +2,7 @@
 ``section.key=value`` overrides change only what they name.
 
 Detection (``tools/train_detector.py``, ``infer.py``, ``evaluate.py``, ``compute_proposals.py``):
-``DetectionConfig(model, data, solver, test, output)``. Classification pretraining
+``DetectionConfig(model, data, solver, test, output, proposals)``. Classification pretraining
 (``tools/train_classifier.py``): ``ClassificationConfig(model, data, solver, test, output)``.
 """
 
@@ -62,12 +62,45 @@ class RoIHeadsConfig:
 
 
 @dataclass
+class RCNNConfig:
+    """R-CNN (Girshick et al., 2014): warped proposals, CNN features, per-class linear SVMs, ridge box
+    regression. ``solver.*`` is the solver of the fine-tuning stage (the paper: SGD, lr 0.001)."""
+
+    input_size: int = 224  # side of the warped crops (227 for AlexNet, as the paper)
+    context_padding: int = 16  # pixels of context around the box at the warped size (the paper: p = 16)
+    pool_size: int = 0  # grid of "pool5" (adaptive max pool of the trunk output); 0: the box head's own
+    feature: str = "fc7"  # SVM features: "fc7" (the box head's output) or "pool5"
+    finetune: bool = True  # fine-tune the network on warped proposals before extracting features
+    fg_iou: float = 0.5  # fine-tuning: IoU >= fg_iou with a gt box -> its class, else background
+    batch_pos: int = 32  # fine-tuning mini-batch: positives ...
+    batch_neg: int = 96  # ... and background windows
+    max_proposals: int = 2000  # per image, the first ones of the proposals file (0: all)
+    svm_C: float = 0.001
+    svm_pos_weight: float = 2.0  # loss weight of the positives (the original code's pos_loss_weight)
+    svm_neg_iou: float = 0.3  # SVM negatives: IoU < this with every instance of the class
+    svm_init_negatives: int = 5000  # per class: random negatives of the first SVM
+    hard_negative_rounds: int = 3  # passes over the cache adding negatives scored > -1, each then retraining
+    feature_norm: float = 20.0  # features are scaled so that their mean L2 norm is this (original code)
+    bbox_reg: bool = True
+    bbox_reg_lambda: float = 1000.0
+    bbox_reg_iou: float = 0.6  # regression examples: proposals with IoU >= this with their best gt box
+    nms_thresh: float = 0.3
+    score_thresh: float = -1.0  # SVM margin: scores below -1 are confident negatives
+    detections_per_img: int = 100
+    batch_size: int = 128  # crops per forward pass in feature extraction and testing
+    cache_dir: str = ""  # "": output.dir/features
+    chunk_size: int = 4096  # proposals per feature-cache chunk (whole images: a chunk may hold more)
+    cache_dtype: str = "float16"  # "float16" or "float32"
+
+
+@dataclass
 class ModelConfig:
     type: str = "faster_rcnn"  # "faster_rcnn", "fast_rcnn" or "rcnn"
     num_classes: int = 0  # 0: the number of categories of the training set
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)
+    rcnn: RCNNConfig = field(default_factory=RCNNConfig)  # model.type "rcnn" only
     pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])  # RGB, 0..255
     pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
 
@@ -123,12 +156,25 @@ class OutputConfig:
 
 
 @dataclass
+class ProposalsConfig:
+    """Selective search for Fast R-CNN / R-CNN (``tools/compute_proposals.py``; recorded in the cache)."""
+
+    mode: str = "fast"  # "single", "fast" or "quality" (Uijlings et al.; Fast R-CNN used "fast")
+    max_boxes: int = 2000  # keep the best-ranked boxes (0: all)
+    min_size: float = 0.0  # drop boxes narrower or shorter than this (file pixels)
+    resize_to: int = 0  # search on a copy whose longer side is this many pixels (0: the file's size)
+    workers: int = 0  # processes (0: one per core)
+    seed: int = 0  # seeds the ranking's random numbers
+
+
+@dataclass
 class DetectionConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     test: TestConfig = field(default_factory=TestConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    proposals: ProposalsConfig = field(default_factory=ProposalsConfig)
 
 
 # ------------------------------------------------------------------------------------------ classification

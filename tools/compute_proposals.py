@@ -1,0 +1,326 @@
+"""Selective search proposals for every image of a dataset split, cached for Fast R-CNN and R-CNN.
+
+    python tools/compute_proposals.py --config configs/fast_rcnn/synthetic_resnet18.yaml   # train and val
+    python tools/compute_proposals.py --config FILE --split val --workers 2 proposals.mode=quality
+    python tools/compute_proposals.py --config FILE --split val --evaluate PATH    # recall of any proposals
+
+Runs :func:`rcnn.proposals.selective_search` (the ``proposals`` section of the config: ``mode``,
+``max_boxes``, ``min_size``, ``resize_to``, ``seed``, ``workers``) over ALL images of the split's COCO json
+(``data.train_images/annotations``, ``data.val_images/annotations``; images without annotations too) in a
+process pool, and writes one ``<image_id>.npy`` per image ((P, 4) float32 x1y1x2y2 in the pixels of the
+file, best ranked first) plus ``params.json`` into the split's folder (:mod:`rcnn.proposals.cache`):
+
+* the folder is ``--output DIR/<split>`` when given; otherwise the config's ``data.<split>_proposals``
+  when that names a folder; otherwise ``<output.dir>/proposals/<split>``;
+* an interrupted run (Ctrl-C, a crash) keeps every finished image: running the same command again computes
+  only the missing ones;
+* a folder made with other parameters is refused with the differing keys named, never mixed;
+* at the end the proposals are scored against the split's ground truth (non-crowd boxes): recall at IoU
+  0.5 and 0.7, MABO (mean average best overlap, averaged over classes), the same for the best-ranked
+  100 / 300 / 1000 / 2000 boxes, and boxes per image; written to ``summary.json`` in the folder.
+
+The folder is what ``data.train_proposals`` / ``data.val_proposals`` expect (the override to use is
+printed). Proposals made elsewhere (e.g. the selective search boxes released with Fast R-CNN, converted)
+can be used the same way: a folder of ``<image_id>.npy`` or one ``.npz`` whose key ``str(image_id)`` holds
+each image's (P, 4) x1y1x2y2 array in file pixels; ``--evaluate PATH`` scores such a file.
+
+Exit status: 0 when done; 1 for an unreadable image or annotation file; 2 for a bad config or a cache
+folder made with other parameters; 130 when interrupted (re-run to continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+import numpy as np
+
+from rcnn.proposals import PRESETS, selective_search
+from rcnn.proposals.cache import CODE_VERSION, ProposalCache, ProposalCacheError, ProposalsReader
+from rcnn.proposals.recall import best_overlaps
+
+SPLITS = ("train", "val")
+TOP_N = (100, 300, 1000, 2000)
+
+
+def search_params(proposals_cfg: Any) -> dict[str, Any]:
+    """The parameters recorded in the cache's ``params.json`` (``cfg.proposals`` without ``workers``)."""
+    p = proposals_cfg
+    if p.mode not in PRESETS:
+        raise ValueError(f"proposals.mode={p.mode!r}; expected one of {tuple(PRESETS)}")
+    for key in ("max_boxes", "min_size", "resize_to"):
+        if getattr(p, key) < 0:
+            raise ValueError(f"proposals.{key} must be >= 0, got {getattr(p, key)}")
+    return {
+        "method": "selective_search",
+        "mode": p.mode,
+        "seed": int(p.seed),
+        "min_size": float(p.min_size),
+        "max_boxes": int(p.max_boxes),
+        "resize_to": int(p.resize_to),
+        "resize_side": "longer",
+        "code_version": CODE_VERSION,
+    }
+
+
+def search_image(path: str, image_id: int, size: tuple[int, int], params: dict[str, Any]):
+    """Selective search on one image file -> ``(image_id, boxes (P, 4) float32, seconds)``.
+
+    size: (height, width) from the annotation file; a file of another size is an error naming it."""
+    from rcnn.data.coco import read_image
+    from rcnn.data.errors import DatasetError
+
+    start = time.perf_counter()
+    image = read_image(path, image_id)
+    if image.shape[:2] != tuple(size):
+        raise DatasetError(
+            f"image is {image.shape[1]}x{image.shape[0]} (WxH) but the annotation file says "
+            f"{size[1]}x{size[0]}",
+            file=path,
+            image_id=image_id,
+        )
+    boxes = selective_search(
+        image,
+        params["mode"],
+        seed=params["seed"],
+        min_size=params["min_size"],
+        max_boxes=params["max_boxes"] or None,
+        resize_to=params["resize_to"] or None,
+        resize_side=params["resize_side"],
+    )
+    return image_id, boxes, time.perf_counter() - start
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def compute_missing(
+    dataset, cache: ProposalCache, params: dict[str, Any], workers: int, *, progress: bool = True
+) -> list[float]:
+    """Compute and store the proposals of the images of ``dataset`` that ``cache`` lacks, with
+    ``workers`` processes (1: in this process). Each image is stored as soon as it is done. Returns the
+    seconds each computed image took."""
+    from tqdm import tqdm
+
+    index = {image_id: i for i, image_id in enumerate(dataset.ids)}
+    todo = cache.missing(dataset.ids)
+    jobs = []
+    for image_id in todo:
+        info = dataset.image_info(index[image_id])
+        jobs.append((dataset.image_path(index[image_id]), image_id, (info["height"], info["width"]), params))
+    seconds: list[float] = []
+    bar = tqdm(total=len(jobs), desc="selective search", unit="img", disable=not progress, dynamic_ncols=True)
+
+    def store(result: tuple[int, np.ndarray, float]) -> None:
+        image_id, boxes, took = result
+        cache.put(image_id, boxes)
+        seconds.append(took)
+        bar.update(1)
+
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                store(search_image(*job))
+            return seconds
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+            pending: set[Future] = set()
+            queue = iter(jobs)
+            try:
+                while True:
+                    for job in queue:  # keep a few tasks per worker in flight, not the whole split
+                        pending.add(pool.submit(search_image, *job))
+                        if len(pending) >= 4 * workers:
+                            break
+                    if not pending:
+                        break
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        store(future.result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return seconds
+    finally:
+        bar.close()
+
+
+def _scores(best: np.ndarray, classes: np.ndarray) -> dict[str, float | None]:
+    if not best.size:
+        return {"recall@0.5": None, "recall@0.7": None, "mabo": None}
+    return {
+        "recall@0.5": float((best >= 0.5).mean()),
+        "recall@0.7": float((best >= 0.7).mean()),
+        "mabo": float(np.mean([best[classes == c].mean() for c in np.unique(classes)])),
+    }
+
+
+def proposal_summary(dataset, proposals_path: str, top_n: tuple[int, ...] = TOP_N) -> dict[str, Any]:
+    """Score the proposals of ``proposals_path`` (folder or ``.npz``) for every image of ``dataset``
+    against its non-crowd ground truth. MABO is the mean over classes of the mean best overlap
+    (Uijlings et al. 2013, Sec. 4.1); recall counts ground-truth boxes (all images pooled)."""
+    counts, classes = [], []
+    best_all: list[np.ndarray] = []
+    best_top: dict[int, list[np.ndarray]] = {n: [] for n in top_n}
+    with ProposalsReader(proposals_path) as reader:
+        for i, image_id in enumerate(dataset.ids):
+            target = dataset.raw_target(i)
+            boxes = reader.get(image_id)
+            counts.append(len(boxes))
+            classes.append(target["labels"])
+            best_all.append(best_overlaps(boxes, target["boxes"]))
+            for n in top_n:
+                best_top[n].append(best_overlaps(boxes[:n], target["boxes"]))
+    cls = np.concatenate(classes) if classes else np.zeros(0, np.int64)
+    counts_a = np.asarray(counts, dtype=np.float64)
+    most = int(counts_a.max()) if counts_a.size else 0
+    summary: dict[str, Any] = {
+        "num_images": len(counts),
+        "num_gt_boxes": int(cls.size),
+        "boxes_per_image_mean": float(counts_a.mean()) if counts_a.size else 0.0,
+        "boxes_per_image_min": int(counts_a.min()) if counts_a.size else 0,
+        "boxes_per_image_max": most,
+        "images_without_proposals": int((counts_a == 0).sum()),
+        **_scores(np.concatenate(best_all) if best_all else np.zeros(0), cls),
+        "top_n": {
+            str(n): _scores(np.concatenate(best_top[n]) if best_top[n] else np.zeros(0), cls)
+            for n in top_n
+            if n < most
+        },
+    }
+    return summary
+
+
+def format_summary(split: str, summary: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "  n/a" if v is None else f"{100 * v:5.1f}"
+
+    lines = [
+        f"{split}: {summary['num_images']} images, {summary['num_gt_boxes']} ground-truth boxes, "
+        f"{summary['boxes_per_image_mean']:.1f} proposals per image "
+        f"(min {summary['boxes_per_image_min']}, max {summary['boxes_per_image_max']})",
+        "  boxes   recall@0.5  recall@0.7  MABO",
+    ]
+    for name, s in [*summary["top_n"].items(), ("all", summary)]:
+        lines.append(
+            f"  {name:>5}   {pct(s['recall@0.5'])}%      {pct(s['recall@0.7'])}%      {pct(s['mabo'])}%"
+        )
+    return "\n".join(lines)
+
+
+def split_files(cfg: Any, split: str) -> tuple[str, str, str]:
+    """(images folder, annotation file, configured proposals path) of ``split``."""
+    d = cfg.data
+    if split == "train":
+        return d.train_images, d.train_annotations, d.train_proposals
+    return d.val_images, d.val_annotations, d.val_proposals
+
+
+def output_folder(cfg: Any, split: str, output: str | None) -> str:
+    """Where the proposals of ``split`` go (see the module docstring)."""
+    if output:
+        return os.path.join(output, split)
+    configured = split_files(cfg, split)[2]
+    if configured and not configured.endswith(".npz"):
+        return configured
+    return os.path.join(cfg.output.dir, "proposals", split)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, help="detection YAML config (configs/fast_rcnn/*.yaml)")
+    parser.add_argument("--split", choices=(*SPLITS, "both"), default="both", help="default: both")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes (default: proposals.workers, 0 = one per core)")  # fmt: skip
+    parser.add_argument("--output", help="parent folder of the <split> folders (see above)")
+    parser.add_argument("--evaluate", metavar="PATH",
+                        help="score an existing proposals folder or .npz on --split instead")  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    from rcnn.config import ConfigError, load_config
+    from rcnn.config_schema import DetectionConfig
+    from rcnn.data.coco import CocoDetection
+    from rcnn.data.errors import DatasetError
+
+    def fail(message: str, status: int) -> int:
+        print(f"compute_proposals: error: {message}", file=sys.stderr)
+        return status
+
+    try:
+        cfg = load_config(args.config, DetectionConfig, args.overrides)
+        params = search_params(cfg.proposals)
+    except (ConfigError, ValueError) as e:
+        return fail(str(e), 2)
+    workers = cfg.proposals.workers if args.workers is None else args.workers
+    workers = workers if workers > 0 else default_workers()
+    splits = list(SPLITS) if args.split == "both" else [args.split]
+    if args.evaluate and len(splits) != 1:
+        parser.error("--evaluate scores one split: add --split train or --split val")
+
+    folders: dict[str, str] = {}
+    for split in splits:
+        images, annotations, _ = split_files(cfg, split)
+        folder = output_folder(cfg, split, args.output)
+        try:
+            dataset = CocoDetection(images, annotations, filter_empty=False)
+            if args.evaluate:
+                summary = proposal_summary(dataset, args.evaluate)
+                print(format_summary(split, summary))
+                return 0
+            cache = ProposalCache(folder, params)
+            todo = len(cache.missing(dataset.ids))
+            print(
+                f"{split}: {len(dataset.ids)} images in {annotations}, {len(dataset.ids) - todo} already in "
+                f"{folder}, computing {todo} with {min(workers, max(todo, 1))} process(es)",
+                file=sys.stderr,
+            )
+            seconds = compute_missing(dataset, cache, params, workers, progress=not args.no_progress)
+            summary = proposal_summary(dataset, folder)
+        except ProposalCacheError as e:
+            return fail(str(e), 2)
+        except (DatasetError, FileNotFoundError, KeyError) as e:
+            return fail(str(e), 1)
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted: finished images are kept in {folder}; run again to continue", file=sys.stderr
+            )
+            return 130
+        summary["params"] = params
+        summary["images_computed_this_run"] = len(seconds)
+        summary["seconds_per_image"] = float(np.mean(seconds)) if seconds else None
+        cache.write_summary(summary)
+        print(format_summary(split, summary))
+        folders[split] = folder
+
+    sets = " ".join(f"data.{split}_proposals={folder}" for split, folder in folders.items())
+    print(f"proposals ready; train/evaluate with: {sets}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
