@@ -108,9 +108,9 @@ class OpenCVWorker:
             self.proc.wait(timeout=30)
 
 
-def _ours(image: np.ndarray, mode: str, seed: int, n_jobs: int) -> tuple[np.ndarray, float]:
+def _ours(image: np.ndarray, mode: str, seed: int, options: dict) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    boxes = selective_search(image, mode, seed=seed, n_jobs=n_jobs)
+    boxes = selective_search(image, mode, seed=seed, **options)
     return boxes, time.perf_counter() - start
 
 
@@ -156,6 +156,7 @@ def run(
     synthetic_images: int = 24,
     synthetic_size: int = 512,
     n_jobs: int = 1,
+    variants: dict[str, dict] | None = None,
     tops: Sequence[int] = (500, 1000),
     log=print,
 ) -> dict:
@@ -163,16 +164,20 @@ def run(
 
     Returns ``{"speed": {photo: {method: {"seconds", "runs", "boxes"}, "shape"}}, "quality": {set: {method:
     {"all" | "top<N>": {"recall@0.5", "recall@0.7", "mabo", "boxes"}}}}, "annotated": {set: {"images",
-    "boxes"}}, "env": {...}}`` with methods ``rcnn`` and, given ``opencv_python``, ``opencv``.
+    "boxes"}}, "env": {...}}`` with methods ``rcnn``, ``rcnn <name>`` for each of ``variants`` (extra
+    :func:`selective_search` options on top of ``mode``) and, given ``opencv_python``, ``opencv``.
     """
     cv2.setNumThreads(1)
-    methods = ["rcnn"] + (["opencv"] if opencv_python else [])
+    ours = {"rcnn": {"n_jobs": n_jobs}}
+    ours.update({f"rcnn {name}": {"n_jobs": n_jobs, **opts} for name, opts in (variants or {}).items()})
+    methods = list(ours) + (["opencv"] if opencv_python else [])
     result: dict = {"mode": mode, "repeats": repeats, "seed": seed, "n_jobs": n_jobs, "methods": methods}
+    result["variants"] = {name: {k: str(v) for k, v in opts.items()} for name, opts in ours.items()}
     result.update(speed={}, quality={}, annotated={})
     with tempfile.TemporaryDirectory() as tmp:
         worker = OpenCVWorker(opencv_python, Path(tmp)) if opencv_python else None
         try:
-            run_one = {"rcnn": lambda im: _ours(im, mode, seed, n_jobs)}
+            run_one = {name: (lambda im, o=opts: _ours(im, mode, seed, o)) for name, opts in ours.items()}
             if worker is not None:
                 run_one["opencv"] = lambda im: worker(im, mode)
             images = {name: load_photo(name) for name in photos}
@@ -242,17 +247,16 @@ def to_markdown(result: dict) -> str:
     """Tables of a :func:`run` result."""
     methods = result["methods"]
     lines = [f"Mode `{result['mode']}`, median of {result['repeats']} runs per image, one thread.", ""]
-    head = "| image | " + " | ".join(f"{m} boxes | {m} s" for m in methods)
-    if "opencv" in methods:
-        head += " | rcnn / opencv time"
-    lines += [head + " |", "|" + "---|" * (1 + 2 * len(methods) + ("opencv" in methods))]
+    ratios = [m for m in methods if m != "opencv"] if "opencv" in methods else []
+    head = ["image"] + [f"{m} {what}" for m in methods for what in ("boxes", "s")]
+    head += [f"{m} / opencv time" for m in ratios]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in result["speed"].items():
         h, w = row["shape"]
         cells = [f"{name} {h}x{w}"]
         for m in methods:
             cells += [str(row[m]["boxes"]), f"{row[m]['seconds']:.2f}"]
-        if "opencv" in methods:
-            cells.append(f"{row['rcnn']['seconds'] / row['opencv']['seconds']:.2f}")
+        cells += [f"{row[m]['seconds'] / row['opencv']['seconds']:.2f}" for m in ratios]
         lines.append("| " + " | ".join(cells) + " |")
     for set_name, per_method in result["quality"].items():
         ann = result["annotated"][set_name]
@@ -283,6 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--synthetic-images", type=int, default=24)
     parser.add_argument("--synthetic-size", type=int, default=512)
     parser.add_argument("--n-jobs", type=int, default=1)
+    parser.add_argument(
+        "--variant",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "K_VALUES", "SEGMENT_MIN_SIZE"),
+        help="also time '--mode' with other k values (comma separated) and segmentation minimum size "
+        "(pixels or 'k'), e.g. --variant paper-k 50,100 k",
+    )
     parser.add_argument("--json", default=None, help="write the raw result here")
     parser.add_argument("--markdown", default=None, help="write the tables here")
     args = parser.parse_args(argv)
@@ -296,6 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         synthetic_images=args.synthetic_images,
         synthetic_size=args.synthetic_size,
         n_jobs=args.n_jobs,
+        variants={
+            name: {
+                "k_values": tuple(float(k) for k in ks.split(",")),
+                "segment_min_size": ms if ms == "k" else int(ms),
+            }
+            for name, ks, ms in args.variant
+        },
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     text = to_markdown(result)
