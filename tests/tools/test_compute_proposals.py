@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from rcnn.proposals import compute
 from rcnn.proposals.recall import mabo, proposal_recall
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,13 +118,13 @@ def test_resume_computes_only_the_missing_images(coco, monkeypatch):
     os.remove(os.path.join(folder, "5.npy"))
 
     calls: list[tuple[int, int]] = []
-    real = tool.selective_search
+    real = compute.selective_search
 
     def counting(image, *a, **k):
         calls.append(image.shape[:2])
         return real(image, *a, **k)
 
-    monkeypatch.setattr(tool, "selective_search", counting)
+    monkeypatch.setattr(compute, "selective_search", counting)
     assert tool.main(args(coco)) == 0
     assert sorted(calls) == sorted([(72, 64), (80, 80)])  # images 2 and 5 only
     for name, array in before.items():  # same boxes as the first run: the search is deterministic
