@@ -27,6 +27,26 @@ from .matcher import Matcher
 from .sampler import BalancedPositiveNegativeSampler
 
 
+def nms_first_k(boxes: Tensor, scores: Tensor, iou_threshold: float, k: int) -> Tensor:
+    """The first ``k`` indices that ``nms(boxes, scores, iou_threshold)`` keeps, computed on a prefix.
+
+    boxes: (P, 4); scores: (P,) sorted in decreasing order (ties: the order NMS visits them in, lower index
+    first). Greedy NMS decides on a box from the boxes ranked above it only, so the boxes NMS keeps among
+    the first ``m`` are the first of those it keeps among all ``P``: this runs NMS on growing prefixes
+    (``2k``, then x4) until ``k`` are kept or the prefix is everything. Returns (min(k, kept),) int64.
+    The RPN keeps a few hundred of thousands of boxes, so this saves most of the quadratic NMS work; when
+    fewer than ``k`` survive it costs up to ~1.3x one full NMS. (Equal scores straddling the prefix's end
+    are visited in index order on the CPU; CUDA's NMS sorts unstably, as it does on the whole.)
+    """
+    total = boxes.shape[0]
+    size = min(total, max(2 * k, 64))
+    while True:
+        keep = nms(boxes[:size], scores[:size], iou_threshold)
+        if keep.numel() >= k or size == total:
+            return keep[:k]
+        size = min(total, 4 * size)
+
+
 class RPNHead(nn.Module):
     """3x3 conv + ReLU, then sibling 1x1 convs: objectness (A) and box deltas (4A).
 
@@ -134,7 +154,7 @@ class RegionProposalNetwork(nn.Module):
         for boxes_i, scores_i in zip(top_boxes, top_scores):
             valid = torch.isfinite(scores_i)
             boxes_i, scores_i = boxes_i[valid], scores_i[valid]
-            keep = nms(boxes_i, scores_i, self.nms_thresh)[: self.post_nms_top_n[mode]]
+            keep = nms_first_k(boxes_i, scores_i, self.nms_thresh, self.post_nms_top_n[mode])
             proposals.append(boxes_i[keep])
         return proposals
 

@@ -110,3 +110,23 @@ def test_batch_of_one_matches_single_image_proposals(training):
     b, _ = rpn(torch.cat([features, features]), [(48, 48), (48, 48)], targets * 2)
     torch.testing.assert_close(a[0], b[0])
     torch.testing.assert_close(b[0], b[1])
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_nms_first_k_keeps_what_full_nms_keeps_first(ties):
+    from rcnn.modeling.rpn import nms_first_k
+    from rcnn.ops.boxes import nms
+
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(40):
+        n = int(torch.randint(1, 1500, (), generator=gen))
+        xy = torch.rand(n, 2, generator=gen) * 300
+        boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=gen) * 120 + 1], dim=1)
+        scores = torch.randn(n, generator=gen)
+        if ties:
+            scores = (scores * 3).round()
+        scores, order = scores.sort(descending=True, stable=True)
+        boxes = boxes[order]
+        k = int(torch.randint(1, 400, (), generator=gen))
+        threshold = float(torch.rand((), generator=gen)) * 0.9 + 0.05
+        assert torch.equal(nms_first_k(boxes, scores, threshold, k), nms(boxes, scores, threshold)[:k])
