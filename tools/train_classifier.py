@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             logger.warning("%s", e)
             return e.exit_code
     finally:
-        if distributed:
-            destroy_distributed()
+        if distributed:  # an exception on its way out may be this rank's alone: then leave without waiting
+            destroy_distributed(barrier=sys.exc_info()[0] is None)
     m = result.metrics
     summary = f"top-1 error {100 * m['val_top1_err']:.2f}%, top-5 error {100 * m['val_top5_err']:.2f}%"
     if "val10_top1_err" in m:

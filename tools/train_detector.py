@@ -1,4 +1,4 @@
-"""Train a detector (Faster R-CNN, Fast R-CNN) from a config, then evaluate it on the val split.
+"""Train a detector (Faster R-CNN, Fast R-CNN, R-CNN) from a config, then evaluate it on the val split.
 
     python tools/train_detector.py --config configs/faster_rcnn/synthetic_resnet18.yaml
     python tools/train_detector.py --config FILE solver.max_iter=2000 model.backbone.weights=cls.pth
@@ -90,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if cfg.model.type == "rcnn":  # R-CNN (2014) trains in stages: rcnn/detectors/rcnn_train.py
+        from rcnn.detectors.rcnn_train import main_for_config
+
+        return main_for_config(cfg, resume=args.resume, progress=not args.no_progress)
     du.init_distributed(cfg.solver.device)
     rank, world_size = du.get_rank(), du.get_world_size()
     out = cfg.output.dir
@@ -167,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as e:
         logger.error("%s", e)
         return 1
-    finally:
-        du.destroy_distributed()
+    finally:  # an exception on its way out may be this rank's alone: then leave without waiting
+        du.destroy_distributed(barrier=sys.exc_info()[0] is None)
     return 0
 
 

@@ -105,9 +105,16 @@ def init_distributed(device: str | torch.device = "auto", *, timeout_s: float = 
     return True
 
 
-def destroy_distributed() -> None:
-    """Tear the default process group down (no-op when there is none)."""
+def destroy_distributed(barrier: bool = True) -> None:
+    """Tear the default process group down (no-op when there is none).
+
+    With ``barrier`` all ranks meet first, so no rank closes its connections while another still has a
+    collective in flight over them (gloo aborts a process whose peer vanishes mid-operation). Pass
+    ``barrier=False`` when leaving on an error that the other ranks may not share: they would never
+    arrive."""
     if is_initialized():
+        if barrier:
+            synchronize()
         dist.destroy_process_group()
 
 
