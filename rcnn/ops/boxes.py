@@ -81,19 +81,27 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     return torchvision.ops.nms(boxes.to(dtype), scores.to(dtype), iou_threshold)
 
 
+# Above this many boxes on the CPU (as torchvision decides), one NMS per class beats one NMS over the
+# offset boxes: the kernel's pairwise loop no longer compares boxes of different classes.
+PER_CLASS_NMS_MIN_BOXES = {"cpu": 1000}
+
+
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """Class-aware NMS, as ``torchvision.ops.batched_nms``: boxes with different ``idxs`` (N,) never
     suppress each other.
 
     boxes: (N, 4) float x1y1x2y2; scores: (N,) float; idxs: (N,) int. Returns (K,) int64 indices in
-    decreasing score order. Uses the coordinate-offset trick (each class is moved to its own region of the
-    plane, then one NMS runs), computed in float32 whatever the input dtype (float64 stays float64) so that
-    the offsets never eat the coordinates' precision (e.g. under bf16 autocast). Unlike torchvision, the
-    offsets are spaced by the boxes' full extent and by the rank of each class id, so negative coordinates
-    and large, sparse class ids are handled too.
+    decreasing score order. Small inputs (and every input on CUDA) use the coordinate-offset trick (each
+    class is moved to its own region of the plane, then one NMS runs), computed in float32 whatever the
+    input dtype (float64 stays float64) so that the offsets never eat the coordinates' precision (e.g.
+    under bf16 autocast). Unlike torchvision, the offsets are spaced by the boxes' full extent and by the
+    rank of each class id, so negative coordinates and large, sparse class ids are handled too. More than
+    ``PER_CLASS_NMS_MIN_BOXES`` boxes on the CPU run one NMS per class instead (same result, faster).
     """
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    if len(boxes) > PER_CLASS_NMS_MIN_BOXES.get(boxes.device.type, len(boxes)):
+        return _batched_nms_per_class(boxes, scores, idxs, iou_threshold)
     dtype = _nms_dtype(boxes.dtype)
     boxes_wide = boxes.to(dtype)
     low, high = boxes_wide.min(), boxes_wide.max()
@@ -101,3 +109,13 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     offsets = rank.to(dtype) * (high - low + 1)
     shifted = boxes_wide - low + offsets[:, None]
     return torchvision.ops.nms(shifted, scores.to(dtype), iou_threshold)
+
+
+def _batched_nms_per_class(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    """:func:`batched_nms` as one :func:`nms` per class id; the kept indices sorted by decreasing score."""
+    keep = torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    for class_id in torch.unique(idxs):
+        members = torch.where(idxs == class_id)[0]
+        keep[members[nms(boxes[members], scores[members], iou_threshold)]] = True
+    kept = torch.where(keep)[0]
+    return kept[scores[kept].float().argsort(descending=True, stable=True)]

@@ -119,3 +119,24 @@ def test_batched_nms_offsets_are_computed_in_float32(dtype):
     naive_offsets = idxs.to(dtype) * (boxes.max() + 1)  # the trick in the input's own precision
     naive = torchvision.ops.nms((boxes + naive_offsets[:, None]).float(), scores.float(), 0.5)
     assert naive.tolist() != expected.tolist()  # so the check above can tell the difference
+
+
+@pytest.mark.parametrize("num_classes", [1, 3, 80])
+def test_batched_nms_per_class_path_matches_offset_path(monkeypatch, num_classes):
+    # Above PER_CLASS_NMS_MIN_BOXES boxes on the CPU, batched_nms runs one NMS per class: same indices,
+    # same order as the single NMS over offset boxes and as torchvision.
+    from rcnn.ops import boxes as box_ops
+
+    boxes, scores, g = random_detections(3000, seed=11, size=600.0, max_wh=120.0)
+    idxs = torch.randint(0, num_classes, (3000,), generator=g) * 5 + 2  # sparse ids
+    assert len(boxes) > box_ops.PER_CLASS_NMS_MIN_BOXES["cpu"]
+    per_class = batched_nms(boxes, scores, idxs, 0.5)
+    # bf16 inputs take the per-class path too, computed in float32
+    half_boxes, half_scores = boxes.bfloat16(), scores.bfloat16()
+    expected_half = batched_nms_reference(half_boxes.float(), half_scores.float(), idxs, 0.5)
+    assert batched_nms(half_boxes, half_scores, idxs, 0.5).tolist() == expected_half.tolist()
+    monkeypatch.setitem(box_ops.PER_CLASS_NMS_MIN_BOXES, "cpu", 10**9)
+    offset = batched_nms(boxes, scores, idxs, 0.5)
+    assert len(per_class) < 3000
+    assert per_class.tolist() == offset.tolist()
+    assert per_class.tolist() == torchvision.ops.batched_nms(boxes, scores, idxs, 0.5).tolist()
