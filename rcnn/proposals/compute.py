@@ -6,6 +6,7 @@ module path."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -110,7 +111,10 @@ def compute_missing(
             for job in jobs:
                 store(search_image(*job))
             return seconds
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        # forkserver, not fork: a worker forked from a process whose OpenCV / OpenMP thread pools are
+        # running (e.g. after writing images with cv2) can deadlock on their locks in its first call.
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, mp_context=context) as pool:
             pending: set[Future] = set()
             queue = iter(jobs)
             try:
