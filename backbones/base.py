@@ -80,7 +80,7 @@ class Backbone(nn.Module):
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         outputs = {}
         x = images
-        for i, name in enumerate(self.stage_names[: self._last + 1]):
+        for name in self.stage_names[: self._last + 1]:
             x = self.stages[name](x)
             if name in self._out:
                 outputs[self._out[name]] = x

@@ -91,6 +91,7 @@ class RoIHeads(nn.Module):
         self.detections_per_img = detections_per_img
         self.soft_nms = soft_nms
         self.soft_nms_sigma = soft_nms_sigma
+        self.channels_last = False  # pooled RoIs handed to the box head channels-last (NHWC)
 
     @property
     def num_classes(self) -> int:
@@ -108,6 +109,8 @@ class RoIHeads(nn.Module):
                 raise ValueError("the RoI heads need targets in training mode")
             proposals, labels, target_deltas = self.sample_proposals(proposals, targets)
         pooled = self.pooler(features, proposals)  # (R, C, S, S)
+        if self.channels_last:
+            pooled = pooled.contiguous(memory_format=torch.channels_last)
         class_logits, box_deltas = self.predictor(self.box_head(pooled))  # (R, K+1), (R, 4C)
         if self.training:
             return [], fast_rcnn_losses(class_logits, box_deltas, labels, target_deltas, self.smooth_l1_beta)

@@ -1,7 +1,10 @@
 """Our Faster R-CNN and torchvision's FasterRCNN built around it (rcnn.benchmark.torchvision_pair) give the
-same detections, box for box, on identical random weights."""
+same detections, box for box, on identical random weights; so does our model after
+``optimize_for_inference`` (batch norm folded, channels-last), within float rounding."""
 
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -88,6 +91,15 @@ def test_same_detections_one_image_at_a_time(pair):
     with torch.inference_mode():
         for image in images():
             assert_same_detections(ours([image]), theirs([image]), atol=1e-4)
+
+
+def test_optimized_for_inference_still_matches_torchvision(pair):
+    ours, theirs = pair
+    fast = copy.deepcopy(ours).optimize_for_inference()
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in fast.modules())  # folded: a different model
+    with torch.inference_mode():
+        mine, tv = fast(images()), theirs(images())
+    assert_same_detections(mine, tv, atol=1e-3)
 
 
 def test_training_pair_labels_the_same_anchors_and_trains():
