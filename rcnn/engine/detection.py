@@ -163,7 +163,9 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
     """Build the detector of ``cfg`` and load ``checkpoint`` (a training checkpoint or ``model_final.pth``).
 
     Returns ``(model in eval mode on device, metadata)``; metadata has ``class_names`` and
-    ``label_to_category`` when the checkpoint recorded them (``tools/train_detector.py`` does).
+    ``label_to_category`` when the checkpoint recorded them (``tools/train_detector.py`` does). With
+    ``model.roi_heads.svd_rank > 0`` the fully connected layers of the region head are replaced by their
+    truncated SVD (Fast R-CNN, Sec. 3.1: :func:`rcnn.modeling.svd.compress_box_head`).
     """
     from rcnn.detectors.build import build_detector
     from rcnn.engine.checkpoint import load_checkpoint
@@ -192,4 +194,8 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{checkpoint}: weights do not fit the config's model ({e})") from None
+    if model_cfg.roi_heads.svd_rank > 0:
+        from rcnn.modeling.svd import compress_box_head
+
+        compress_box_head(model, model_cfg.roi_heads.svd_rank)
     return model.to(device).eval(), meta
