@@ -4,14 +4,17 @@ classifiers, ImageFolder datasets and data loaders from a ``ClassificationConfig
     train, val, val10 = build_classification_datasets(cfg)     # val10: 10-crop view of val (or None)
     loader = build_classification_loader(train, sampler, batch_size=64, num_workers=2, pin_memory=False)
     total, main, logits = classification_loss(model(images), targets, nn.CrossEntropyLoss(), 0.3)
+    main, logits = classifier_step(model, images, targets, criterion=..., optimizer=..., scaler=...)
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rcnn.config_schema import ClassificationConfig
@@ -37,6 +40,42 @@ def classification_loss(
         return total, main, logits
     main = criterion(outputs, targets)
     return main, main, outputs
+
+
+def classifier_step(
+    model: nn.Module,
+    images: Tensor,
+    targets: Tensor,
+    *,
+    criterion: Callable[[Tensor, Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    amp_dtype: torch.dtype | None = None,
+    aux_weight: float = 0.0,
+    clip_grad_norm: float = 0.0,
+    where: str = "",
+) -> tuple[Tensor, Tensor]:
+    """One training iteration: forward (autocast to ``amp_dtype`` when given), :func:`classification_loss`,
+    backward through ``scaler``, optional gradient-norm clipping, optimizer step.
+
+    images: (N, 3, H, W) and targets: (N,) int64, on the model's device. Returns the detached ``(main
+    loss, main logits (N, C))``. A non-finite loss raises ``FloatingPointError`` (its message ends with
+    ``where``) before any weight changes.
+    """
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        outputs = model(images)
+        loss, main_loss, logits = classification_loss(outputs, targets, criterion, aux_weight)
+    loss_value = float(loss.detach())
+    if not math.isfinite(loss_value):
+        raise FloatingPointError(f"non-finite loss {loss_value}{where}")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad_norm > 0:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    return main_loss.detach(), logits.detach()
 
 
 def build_classification_datasets(cfg: ClassificationConfig) -> tuple[Dataset, Dataset, Dataset | None]:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import threading
@@ -68,7 +67,7 @@ from rcnn.engine.checkpoint import (
 from rcnn.engine.classification import (
     build_classification_datasets,
     build_classification_loader,
-    classification_loss,
+    classifier_step,
 )
 from rcnn.engine.distributed import (
     all_reduce_dict,
@@ -274,31 +273,20 @@ class ClassifierTrainer:
             data_time += time.perf_counter() - end
             images = images.to(self.device, non_blocking=True)
             targets = targets.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=s.amp):
-                outputs = self.model(images)
-                loss, main_loss, logits = classification_loss(
-                    outputs, targets, self.criterion, s.aux_loss_weight
-                )
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"non-finite loss {loss_value} at epoch {epoch + 1}, "
-                    f"iteration {it + 1}/{self.iters_per_epoch}"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if s.clip_grad_norm > 0:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), s.clip_grad_norm)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            main_loss, logits = classifier_step(
+                self.model, images, targets,
+                criterion=self.criterion, optimizer=self.optimizer, scaler=self.scaler,
+                amp_dtype=self.amp_dtype if s.amp else None, aux_weight=s.aux_loss_weight,
+                clip_grad_norm=s.clip_grad_norm,
+                where=f" at epoch {epoch + 1}, iteration {it + 1}/{self.iters_per_epoch}",
+            )  # fmt: skip
             lr = current_lr(self.optimizer)
             if per_iter_lr or self.scheduler.last_epoch < self.scheduler.warmup_steps:
                 self.scheduler.step()
 
             n = targets.shape[0]
-            sums["loss"] += float(main_loss.detach()) * n
-            sums["correct"] += float((logits.detach().argmax(1) == targets).sum())
+            sums["loss"] += float(main_loss) * n
+            sums["correct"] += float((logits.argmax(1) == targets).sum())
             sums["count"] += n
             images_seen += n
             end = time.perf_counter()
