@@ -1,0 +1,82 @@
+"""tools/benchmark.py: sections replaced in place in the benchmarks document, a real (tiny) section run
+through main(), and the proposal cache throughput section."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def tool():
+    spec = importlib.util.spec_from_file_location("tools_benchmark", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_update_document_appends_then_replaces_in_place(tool):
+    doc = tool.update_document("", "ops", "## Ops\n\nfirst\n")
+    assert doc.startswith(tool.TITLE)
+    doc = tool.update_document(doc, "detector", "## Detector\n\nd1\n")
+    doc = tool.update_document(doc, "ops", "## Ops\n\nsecond\n")
+    assert "first" not in doc and "second" in doc and "d1" in doc
+    assert doc.index("second") < doc.index("d1")  # replaced where it was, not appended again
+    assert doc.count("<!-- benchmark:ops -->") == 1 and doc.count("<!-- /benchmark:ops -->") == 1
+    # text outside the markers (an introduction, hand-written notes) is kept
+    doc = doc.replace(tool.INTRO, "Hand-written notes.")
+    doc = tool.update_document(doc, "detector", "## Detector\n\nd2\n")
+    assert "Hand-written notes." in doc and "d2" in doc and "d1" not in doc
+
+
+def test_device_sections_are_kept_apart(tool, monkeypatch, tmp_path):
+    calls = []
+
+    def fake_ops(args):
+        calls.append(args.device)
+        return f"## Ops {args.device}\n"
+
+    monkeypatch.setitem(tool.RUNNERS, "ops", fake_ops)
+    out = tmp_path / "bench.md"
+    assert tool.main(["--sections", "ops", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "<!-- benchmark:ops -->\n## Ops cpu" in text
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr(tool, "machine_line", lambda device: device)
+    assert tool.main(["--sections", "ops", "--device", "cuda", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "<!-- benchmark:ops@cuda -->\n## Ops cuda" in text and "## Ops cpu" in text
+    assert calls == ["cpu", "cuda"]
+
+
+def test_cuda_without_cuda_is_an_error(tool, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert tool.main(["--sections", "ops", "--device", "cuda", "--output", str(tmp_path / "b.md")]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "b.md").exists()
+
+
+def test_ops_section_runs_for_real(tool, monkeypatch, tmp_path):
+    from rcnn.benchmark import ops
+
+    monkeypatch.setattr(ops, "QUICK_CASES", ops.QUICK_CASES[:2])  # nms and batched_nms: a second or two
+    out = tmp_path / "bench.md"
+    assert tool.main(["--sections", "ops", "--quick", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "## Ops" in text and "| nms |" in text and "| batched_nms |" in text
+    assert "identical" in text
+
+
+def test_proposal_cache_section_measures_every_worker_count(monkeypatch):
+    from rcnn.benchmark import proposal_cache
+
+    monkeypatch.setattr(proposal_cache, "default_workers", lambda: 2)
+    monkeypatch.setitem(proposal_cache.QUICK, "images", 2)
+    text = proposal_cache.run_section(quick=True)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| workers")]
+    assert [row.split(" | ")[0] for row in rows] == ["| 1", "| 2"]
+    rates = [float(row.split(" | ")[1]) for row in rows]
+    assert all(rate > 0 for rate in rates)
+    assert rows[0].endswith("| 1.00 |")

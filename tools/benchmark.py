@@ -1,0 +1,247 @@
+"""Benchmarks, one command: measure, then write the tables into ``docs/benchmarks.md``.
+
+    python tools/benchmark.py                                   # every section, full size (long: see below)
+    python tools/benchmark.py --sections ops detector           # some sections; the others stay as they were
+    python tools/benchmark.py --quick --output /tmp/bench.md    # tiny cases, a minute or two
+    python tools/benchmark.py --sections detector ops --device cuda   # the GPU tables (their own sections)
+
+Sections (each a module of :mod:`rcnn.benchmark` with ``run_section(...) -> markdown``):
+
+* ``main_job``: the README's main job (``tools/quickstart.py``) end to end: seconds per step, the
+  classifier's top-1/top-5 error, the detector's COCO AP table;
+* ``detector``: our Faster R-CNN against torchvision's ``FasterRCNN`` on the same trunk, head and weights:
+  inference images/s (batch 1 and 4) and training iterations/s (batch 2), peak memory, detections compared;
+* ``ops``: ``nms`` / ``batched_nms`` / ``roi_pool`` / ``roi_align`` against ``torchvision.ops`` directly;
+* ``classifier``: classifier training images/s against a plain loop on the torchvision model, and the share
+  of time the training loop waits for data;
+* ``efficiency``: backbone forward multiply-adds per second as a fraction of the measured matmul peak;
+* ``selective_search``: seconds per image and recall / MABO of the ``fast`` preset (with
+  ``--opencv-python PATH``, against OpenCV-contrib's C++ in another environment), and the proposal
+  cache's throughput over a dataset split (images/s through ``rcnn.proposals.compute``).
+
+Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
+repetition) and reported as medians and ratios from one run, so the load of other processes hits both
+sides alike. Each section records its own command, the machine and the date. A section is replaced in
+place between ``<!-- benchmark:NAME -->`` / ``<!-- /benchmark:NAME -->`` markers; sections measured on
+another device are kept apart (``NAME@cuda``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as a script from anywhere: the repository's packages first
+    sys.path.insert(0, ROOT)
+
+SECTIONS = ("main_job", "detector", "ops", "classifier", "efficiency", "selective_search")
+TITLE = "# Benchmarks"
+INTRO = (
+    "Measured figures, each with the command that produced it. Ratios compare runs measured side by side "
+    "in one process (interleaved), never figures from different runs. Regenerate a section with "
+    "`python tools/benchmark.py --sections NAME`."
+)
+
+
+def machine_line(device: str) -> str:
+    """``CPU model, N cores, torch X, torchvision Y, device D, date`` of this run."""
+    import torch
+    import torchvision
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    where = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        where = f"{device} ({torch.cuda.get_device_name(device)})"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"device {where}, {datetime.date.today().isoformat()}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+def module_section(module: str) -> Callable[[argparse.Namespace], str]:
+    """A section that is ``rcnn.benchmark.<module>.run_section(device, quick, threads, reps)``."""
+
+    def run(args: argparse.Namespace) -> str:
+        mod = importlib.import_module(f"rcnn.benchmark.{module}")
+        return mod.run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps)
+
+    return run
+
+
+def main_job_section(args: argparse.Namespace) -> str:
+    """Run ``tools/quickstart.py`` (as the README's first command does, after the install) and tabulate
+    its ``summary.json``. ``--quick``: a tiny version (the test suite's sizes)."""
+    if args.device != "cpu":
+        raise SystemExit("main_job runs with the configs' device (auto); run it without --device")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run")
+        command = ["tools/quickstart.py", "--output", out, "--data", os.path.join(tmp, "data")]
+        if args.quick:
+            command += QUICK_MAIN_JOB
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *command], cwd=ROOT, check=True)
+        wall = time.perf_counter() - start
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+    shown = ["python", "tools/quickstart.py"] + (QUICK_MAIN_JOB if args.quick else [])
+    seconds, cls, det = summary["seconds"], summary["classifier"], summary["detector"]
+    lines = [
+        "## Main job: synthetic data -> classifier -> Faster R-CNN -> COCO mAP -> drawn detections",
+        "",
+        f"`{shlex.join(shown)}` (the README's first command, after the install); {machine_line('cpu')}.",
+        "",
+        "| step | seconds |",
+        "|---|---|",
+    ]
+    lines += [f"| {step} | {value:.0f} |" for step, value in seconds.items()]
+    lines += [
+        f"| **total** (wall clock of the command) | **{wall:.0f}** ({wall / 60:.1f} min) |",
+        "",
+        f"Classifier (val split, {cls.get('val_num_images', '?')} images): top-1 error "
+        f"{100 * cls['val_top1_err']:.2f}%, top-5 error {100 * cls['val_top5_err']:.2f}% (centre crop)"
+        + (
+            f"; 10-crop top-1 {100 * cls['val10_top1_err']:.2f}%, top-5 {100 * cls['val10_top5_err']:.2f}%."
+            if "val10_top1_err" in cls
+            else "."
+        ),
+        "",
+        "Faster R-CNN, COCO evaluation (pycocotools) on the synthetic val split:",
+        "",
+        "| " + " | ".join(det) + " |",
+        "|" + "---|" * len(det),
+        "| " + " | ".join(f"{v:.3f}" for v in det.values()) + " |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+QUICK_MAIN_JOB = [
+    "--num-train", "64", "--num-val", "16", "--image-size", "128", "--cls-per-class", "40",
+    "--num-drawn", "2",
+    "--classifier", "solver.epochs=2", "data.num_workers=0",
+    "--detector", "data.min_size=[128]", "data.max_size=128", "test.min_size=128", "test.max_size=128",
+    "data.num_workers=0", "model.rpn.anchor_sizes=[16,32,64,128]", "solver.max_iter=20", "solver.steps=[15]",
+    "solver.warmup_iters=5", "solver.checkpoint_period=20",
+]  # fmt: skip
+
+
+def selective_search_section(args: argparse.Namespace) -> str:
+    """Selective search speed and quality (:mod:`rcnn.benchmark.selective_search`) and the proposal
+    cache's throughput (:mod:`rcnn.benchmark.proposal_cache`)."""
+    from rcnn.benchmark import proposal_cache
+    from rcnn.benchmark import selective_search as ss
+
+    quick = {"photos": ss.PHOTOS[:1], "repeats": 1, "composites_per_photo": 1, "synthetic_images": 2}
+    options = {**quick, "synthetic_size": 128} if args.quick else {}
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    result = ss.run("fast", opencv_python=args.opencv_python, log=log, **options)
+    command = "python tools/benchmark.py --sections selective_search" + (" --quick" if args.quick else "")
+    if args.opencv_python:
+        command += " --opencv-python PATH"
+    lines = [
+        "## Selective search",
+        "",
+        f"`{command}`; {machine_line('cpu')}.",
+        "",
+        ss.to_markdown(result),
+        proposal_cache.run_section(quick=args.quick),
+    ]
+    return "\n".join(lines)
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
+    "main_job": main_job_section,
+    "detector": module_section("detector"),
+    "ops": module_section("ops"),
+    "classifier": module_section("classifier"),
+    "efficiency": module_section("efficiency"),
+    "selective_search": selective_search_section,
+}
+
+
+# -------------------------------------------------------------------------------------------- the document
+
+
+def _markers(key: str) -> tuple[str, str]:
+    return f"<!-- benchmark:{key} -->", f"<!-- /benchmark:{key} -->"
+
+
+def update_document(text: str, key: str, body: str) -> str:
+    """``text`` (a benchmarks document, possibly empty) with section ``key`` replaced by ``body``, or
+    appended when it is not there yet."""
+    if not text.strip():
+        text = f"{TITLE}\n\n{INTRO}\n"
+    start, end = _markers(key)
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text, count=1)
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS, metavar="NAME",
+        help=f"sections to measure (default: all): {', '.join(SECTIONS)}",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="tiny cases and few repetitions (a smoke run)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:i] (not for main_job)")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op CPU threads (1: steadiest timings)")
+    parser.add_argument("--reps", type=int, default=None, help="timed repetitions (default: per section)")
+    parser.add_argument(
+        "--opencv-python", default=None,
+        help="selective_search: python of a separate environment with opencv-contrib",
+    )  # fmt: skip
+    parser.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"error: --device {args.device} but CUDA is not available", file=sys.stderr)
+            return 2
+    for name in args.sections:
+        print(f"== {name}", file=sys.stderr, flush=True)
+        body = RUNNERS[name](args)
+        key = name if args.device == "cpu" else f"{name}@{args.device.split(':')[0]}"
+        text = open(args.output, encoding="utf-8").read() if os.path.exists(args.output) else ""
+        write_atomic(args.output, update_document(text, key, body))  # after each section: nothing lost
+        print(body)
+    print(f"written: {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
