@@ -20,18 +20,21 @@ from rcnn.modeling import (
 from rcnn.ops.roi import RoIAlign, RoIPool
 
 from .generalized_rcnn import GeneralizedRCNN
+from .rcnn import RCNN, build_rcnn
 
-DETECTOR_TYPES = ("faster_rcnn", "fast_rcnn")
+DETECTOR_TYPES = ("faster_rcnn", "fast_rcnn", "rcnn")
 POOLERS = ("roi_pool", "roi_align")
 
 
-def build_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN:
-    """Faster R-CNN (``cfg.type == "faster_rcnn"``) or Fast R-CNN (``"fast_rcnn"``) for ``num_classes``
-    foreground classes."""
+def build_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN | RCNN:
+    """Faster R-CNN (``cfg.type == "faster_rcnn"``), Fast R-CNN (``"fast_rcnn"``) or R-CNN (``"rcnn"``,
+    :func:`rcnn.detectors.rcnn.build_rcnn`) for ``num_classes`` foreground classes."""
     if cfg.type not in DETECTOR_TYPES:
         raise ValueError(f"unknown model.type {cfg.type!r}; build_detector makes one of {DETECTOR_TYPES}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
+    if cfg.type == "rcnn":  # R-CNN (2014): per-crop CNN features and SVMs, its own module
+        return build_rcnn(cfg, num_classes)
     import backbones  # imported here: the backbone package is heavy and only needed to build
 
     backbone = backbones.build_backbone(
