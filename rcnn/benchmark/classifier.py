@@ -35,7 +35,6 @@ ImageNet epoch of thousands of iterations, but not over a few).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from rcnn.benchmark.common import section_main
 from rcnn.benchmark.detector import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
@@ -414,13 +414,7 @@ def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, qui
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="ResNet-18 at 64x64 only, a short data run")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=None)
-    args = parser.parse_args(argv)
-    print(run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps))
+    section_main(__doc__, run_section, argv, quick_help="ResNet-18 at 64x64 only, a short data run")
 
 
 if __name__ == "__main__":

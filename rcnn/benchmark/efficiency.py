@@ -22,7 +22,6 @@ random (seeded); inputs random.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from rcnn.benchmark.classifier import command_line, machine_description
+from rcnn.benchmark.common import section_main
 from rcnn.benchmark.detector import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
@@ -183,13 +183,7 @@ def _markdown(rows, *, n, device, threads, reps, warmup, command) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="ResNet-18 at 64x64, a 512x512 matmul")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=None)
-    args = parser.parse_args(argv)
-    print(run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps))
+    section_main(__doc__, run_section, argv, quick_help="ResNet-18 at 64x64, a 512x512 matmul")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ repetition) after warm-up, with :func:`rcnn.benchmark.detector.time_interleaved`
 
 from __future__ import annotations
 
-import argparse
 import math
 import platform
 from collections.abc import Callable
@@ -34,6 +33,7 @@ import torchvision
 from torch import Tensor
 
 from rcnn import ops as rcnn_ops
+from rcnn.benchmark.common import section_main
 from rcnn.benchmark.detector import time_interleaved
 
 IMAGE_HW = (600, 1000)
@@ -316,10 +316,9 @@ def _markdown(rows, *, device, threads, reps, warmup, quick) -> str:
         f"x2, y2]` alternating between the images; output {OUTPUT_SIZE[0]}x{OUTPUT_SIZE[1]}, "
         f"spatial_scale 1/{STRIDE}, RoIAlign sampling_ratio {SAMPLING_RATIO}, aligned=False; one call is "
         "the forward pass and `output.sum().backward()`.",
-        "- batched_nms is not a pass-through: ours always runs one NMS on boxes offset by class (see "
-        "`rcnn.ops.batched_nms`), while torchvision's runs one NMS per class above 1000 boxes on the CPU "
-        "(25000 on CUDA); the single NMS also compares boxes of different classes, so with many classes "
-        "that row measures the algorithm, not a wrapper's overhead.",
+        "- batched_nms is not a pass-through: ours (`rcnn.ops.batched_nms`) offsets the boxes by class "
+        "rank (not by raw id) in float32 and runs one NMS, and above 1000 boxes on the CPU runs one NMS "
+        "per class, as torchvision does there; so the 12000-box rows measure the same algorithm.",
         "- outputs: ours against torchvision's on the timed inputs: kept indices (count in parentheses), "
         "or pooled features and the feature map's gradient; `identical` is `torch.equal` on all, "
         "`allclose` a difference of float rounding only (e.g. CUDA backward kernels accumulate with "
@@ -329,13 +328,7 @@ def _markdown(rows, *, device, threads, reps, warmup, quick) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smallest case of each op, 3 repetitions")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--reps", type=int, default=None)
-    args = parser.parse_args(argv)
-    print(run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps))
+    section_main(__doc__, run_section, argv, quick_help="smallest case of each op, 3 repetitions")
 
 
 if __name__ == "__main__":
