@@ -82,7 +82,11 @@ class RoIPool(nn.Module):
 
 
 class RoIAlign(nn.Module):
-    """Module form of :func:`roi_align`."""
+    """Module form of :func:`roi_align`. On the CPU, with a fixed ``sampling_ratio > 0``, boxes given as a
+    list per image and gradients flowing into the features, the backward pass is computed by matrix products
+    (:func:`rcnn.ops.roi_align_separable.roi_align_separable`: same forward, gradients equal to float
+    rounding, several times faster than the compiled kernel's scatter); ``separable_backward=False``
+    keeps torchvision's."""
 
     def __init__(
         self,
@@ -90,12 +94,27 @@ class RoIAlign(nn.Module):
         spatial_scale: float,
         sampling_ratio: int = -1,
         aligned: bool = False,
+        separable_backward: bool = True,
     ):
         super().__init__()
         self.output_size, self.spatial_scale = _size(output_size), spatial_scale
         self.sampling_ratio, self.aligned = sampling_ratio, aligned
+        self.separable_backward = separable_backward
 
     def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
+        if (
+            self.separable_backward
+            and isinstance(boxes, list)  # per-image boxes: the RoIs come grouped by image
+            and self.sampling_ratio > 0
+            and input.device.type == "cpu"
+            and input.requires_grad
+            and torch.is_grad_enabled()
+        ):
+            from .roi_align_separable import roi_align_separable
+
+            return roi_align_separable(
+                input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+            )
         return roi_align(
             input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
         )
