@@ -103,7 +103,10 @@ class _RoIAlign(torch.autograd.Function):
     def backward(ctx, grad_output):
         (rois,) = ctx.saved_tensors
         shape, spatial_scale, sampling_ratio, aligned, counts = ctx.config
-        grad = roi_align_input_grad(grad_output, rois, shape, spatial_scale, sampling_ratio, aligned, counts)
+        with torch.autocast(grad_output.device.type, enabled=False):  # the products stay in float32
+            grad = roi_align_input_grad(
+                grad_output, rois, shape, spatial_scale, sampling_ratio, aligned, counts
+            )
         return grad, None, None, None, None, None, None
 
 

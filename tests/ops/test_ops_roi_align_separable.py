@@ -105,3 +105,17 @@ def test_the_module_uses_the_separable_backward_only_where_it_applies(monkeypatc
     RoIAlign(2, 1 / 8, sampling_ratio=2, separable_backward=False)(grad_features, boxes)
     RoIAlign(2, 1 / 8, sampling_ratio=2)(grad_features, torch.tensor([[0.0, 0.0, 0.0, 30.0, 40.0]]))
     assert calls == [1]
+
+
+def test_backward_under_bf16_autocast_matches_torchvision():
+    g = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 4, 12, 12, generator=g)
+    boxes = [random_boxes(g, 6, 96.0), random_boxes(g, 4, 96.0)]
+    grads = []
+    for fn in (torchvision.ops.roi_align, roi_align_separable):
+        x = features.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fn(x, boxes, (7, 7), 1 / 8, 2, False)
+            (out.float() * 2).sum().backward()  # backward inside the autocast region, as a training step
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-5)
