@@ -120,7 +120,7 @@ def main_job_section(args: argparse.Namespace) -> str:
     lines += [
         f"| **total** (wall clock of the command) | **{wall:.0f}** ({wall / 60:.1f} min) |",
         "",
-        f"Classifier (val split, {cls.get('val_num_images', '?')} images): top-1 error "
+        f"Classifier (val split, {int(cls['val_num_images'])} images): top-1 error "
         f"{100 * cls['val_top1_err']:.2f}%, top-5 error {100 * cls['val_top5_err']:.2f}% (centre crop)"
         + (
             f"; 10-crop top-1 {100 * cls['val10_top1_err']:.2f}%, top-5 {100 * cls['val10_top5_err']:.2f}%."
