@@ -20,7 +20,8 @@ the activations of a deep un-normalised trunk, saturated) outputs of a fresh ini
 channels-last) for inference, and the training model with a channels-last trunk and region head for
 training. Timings alternate the models repetition by repetition (the order flips every repetition) after
 warm-up, and report medians. Peak memory on the CPU is measured in a fresh process per model and case
-(``ru_maxrss`` after the runs minus before them); on CUDA it is ``torch.cuda.max_memory_allocated``.
+(the peak resident set during the runs, ``VmHWM`` reset just before them, minus the resident set before
+them); on CUDA it is ``torch.cuda.max_memory_allocated``.
 
     python -m rcnn.benchmark.detector [--quick] [--device cuda] [--threads 1]
 """
@@ -33,7 +34,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -247,9 +247,23 @@ def peak_memory_mb(spec: dict, device: str) -> float:
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
-def _maxrss_mb() -> float:
-    scale = 1 / 1024 if platform.system() != "Darwin" else 1 / 2**20  # KB on Linux, bytes on macOS
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+def _status_mb(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process from /proc/self/status, in MB."""
+    with open("/proc/self/status", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux: ``clear_refs`` 5); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _measure_peak(spec: dict) -> float:
@@ -269,10 +283,12 @@ def _measure_peak(spec: dict) -> float:
             run()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
-    before = _maxrss_mb()
+    if not _reset_peak_rss():  # ru_maxrss alone would report the peak of building the model
+        raise RuntimeError("peak memory on the CPU needs Linux's /proc/self/clear_refs")
+    before = _status_mb("VmRSS")
     for _ in range(spec["runs"]):
         run()
-    return _maxrss_mb() - before
+    return _status_mb("VmHWM") - before
 
 
 # ------------------------------------------------------------------------------------------------- the table
@@ -404,7 +420,8 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick) -> str:
             "`torch.cuda.max_memory_allocated` over the runs, minus the memory allocated before them."
             if device.startswith("cuda")
             else "a fresh process per model and row builds the model and runs it "
-            f"{1 if quick else 2} time(s); the figure is its `ru_maxrss` after the runs minus before "
+            f"{1 if quick else 2} time(s); the figure is its peak resident set during the runs "
+            "(`VmHWM`, reset just before them) minus the resident set before them "
             "(the weights are not counted; the working memory of the forward / backward pass is)."
         ),
         "- Training: forward, backward and an SGD step (momentum) per iteration, random boxes; the two "
