@@ -33,7 +33,6 @@ import datetime
 import importlib
 import json
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -60,15 +59,9 @@ def machine_line(device: str) -> str:
     import torch
     import torchvision
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from rcnn.benchmark.common import cpu_model
+
+    cpu = cpu_model()
     where = device
     if device.startswith("cuda") and torch.cuda.is_available():
         where = f"{device} ({torch.cuda.get_device_name(device)})"

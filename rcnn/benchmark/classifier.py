@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import section_main
+from rcnn.benchmark.common import command_line, machine_description, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
@@ -331,40 +330,6 @@ def _data_row(case: DataCase, m: dict[str, float]) -> list[str]:
         f"**{100 * m['data_time_share']:.1f}%**",
         f"{100 * m['share_after_first']:.1f}%",
     ]
-
-
-def cpu_model() -> str:
-    """The CPU's "model name" from /proc/cpuinfo, else what :mod:`platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_description(device: str, threads: int) -> str:
-    """One line: device (CPU model or GPU name), cores, torch version, intra-op threads."""
-    import torchvision
-
-    where = (
-        f"{torch.cuda.get_device_name(device)} (device {device})"
-        if device.startswith("cuda")
-        else f"CPU ({cpu_model()}; device cpu)"
-    )
-    return (
-        f"{where}, {os.cpu_count()} cores, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"{threads} intra-op thread(s)"
-    )
-
-
-def command_line(module: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
-    command = f"python -m {module}" + (" --quick" if quick else "")
-    command += f" --device {device}" if device != "cpu" else ""
-    command += f" --threads {threads}" if threads != 1 else ""
-    return command + (f" --reps {reps}" if reps else "")
 
 
 def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, quick, asked_reps) -> str:

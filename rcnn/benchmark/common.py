@@ -1,9 +1,13 @@
-"""What the benchmark sections share: the command line of a section module."""
+"""What the benchmark sections share: the machine line, the command line of a section module."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 from collections.abc import Callable
+
+import torch
 
 
 def section_main(doc: str, run_section: Callable[..., str], argv: list[str] | None, quick_help: str) -> None:
@@ -16,3 +20,37 @@ def section_main(doc: str, run_section: Callable[..., str], argv: list[str] | No
     parser.add_argument("--reps", type=int, default=None)
     args = parser.parse_args(argv)
     print(run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps))
+
+
+def cpu_model() -> str:
+    """The CPU's "model name" from /proc/cpuinfo, else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device: str, threads: int) -> str:
+    """One line: device (CPU model or GPU name), cores, torch version, intra-op threads."""
+    import torchvision
+
+    where = (
+        f"{torch.cuda.get_device_name(device)} (device {device})"
+        if device.startswith("cuda")
+        else f"CPU ({cpu_model()}; device cpu)"
+    )
+    return (
+        f"{where}, {os.cpu_count()} cores, torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"{threads} intra-op thread(s)"
+    )
+
+
+def command_line(module: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
+    command = f"python -m {module}" + (" --quick" if quick else "")
+    command += f" --device {device}" if device != "cpu" else ""
+    command += f" --threads {threads}" if threads != 1 else ""
+    return command + (f" --reps {reps}" if reps else "")

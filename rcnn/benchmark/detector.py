@@ -33,7 +33,6 @@ import copy
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rcnn.benchmark.common import command_line, machine_description
 from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "faster_rcnn"
@@ -391,15 +391,10 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick) -> str:
     )
     lines = ["## Detector: ours vs torchvision FasterRCNN", "", header, "|" + "---|" * 11]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    cpu = platform.processor() or platform.machine()
-    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({cpu})"
-    command = "python -m rcnn.benchmark.detector" + (" --quick" if quick else "")
-    command += f" --device {device}" if device != "cpu" else ""
-    command += f" --threads {threads}" if threads != 1 else ""
+    command = command_line("rcnn.benchmark.detector", device=device, quick=quick, threads=threads, reps=None)
     lines += [
         "",
-        f"Measured on {where}, torch {torch.__version__}, torchvision {_tv_version()}, "
-        f"{threads} intra-op thread(s); `{command}`.",
+        f"Measured on {machine_description(device, threads)}; `{command}`.",
         "",
         "Notes:",
         "- Throughputs are medians of "
@@ -431,12 +426,6 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick) -> str:
     ]
     lines += [f"  - {c}" for c in checks]
     return "\n".join(lines) + "\n"
-
-
-def _tv_version() -> str:
-    import torchvision
-
-    return torchvision.__version__
 
 
 def main(argv: list[str] | None = None) -> None:

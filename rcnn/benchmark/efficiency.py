@@ -28,8 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.classifier import command_line, machine_description
-from rcnn.benchmark.common import section_main
+from rcnn.benchmark.common import command_line, machine_description, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")

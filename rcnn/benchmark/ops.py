@@ -24,7 +24,6 @@ repetition) after warm-up, with :func:`rcnn.benchmark.detector.time_interleaved`
 from __future__ import annotations
 
 import math
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +32,7 @@ import torchvision
 from torch import Tensor
 
 from rcnn import ops as rcnn_ops
-from rcnn.benchmark.common import section_main
+from rcnn.benchmark.common import command_line, machine_description, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 IMAGE_HW = (600, 1000)
@@ -287,16 +286,14 @@ def _markdown(rows, *, device, threads, reps, warmup, quick) -> str:
     )
     lines = ["## Ops: ours vs torchvision.ops", "", header, "|" + "---|" * 7]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    cpu = platform.processor() or platform.machine()
-    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU ({cpu})"
-    command = "python -m rcnn.benchmark.ops" + (" --quick" if quick else "")
-    command += f" --device {device}" if device != "cpu" else ""
-    command += f" --threads {threads}" if threads != 1 else ""
-    command += f" --reps {reps}" if reps != (3 if quick else 15) else ""
+    default_reps = 3 if quick else 15
+    command = command_line(
+        "rcnn.benchmark.ops", device=device, quick=quick, threads=threads,
+        reps=reps if reps != default_reps else None,
+    )  # fmt: skip
     lines += [
         "",
-        f"Measured on {where}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-        f"{threads} intra-op thread(s); `{command}`.",
+        f"Measured on {machine_description(device, threads)}; `{command}`.",
         "",
         "Notes:",
         f"- Times are medians of {reps} repetitions per op after {warmup} warm-up call(s) (plus the checked "
