@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description, section_main
+from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
@@ -267,16 +267,12 @@ def run_section(
     seconds); threads: intra-op CPU threads (1 by default, steadier on a shared machine; data workers use
     one each); reps: timed repetitions (default 3, quick 3).
     """
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     cases = QUICK_CASES if quick else FULL_CASES
     data_cases = QUICK_DATA_CASES if quick else FULL_DATA_CASES
     asked_reps, reps = reps, reps or 3
     warmup = 1
     rows, data_rows = [], []
-    try:
+    with measuring(device, threads):
         for case in cases:
             ours, plain = build_models(case.name, device)
             images, targets = make_batch(case, device)
@@ -290,8 +286,6 @@ def run_section(
         for data_case in data_cases:
             with tempfile.TemporaryDirectory(prefix="rcnn_cls_bench_") as workdir:
                 data_rows.append(_data_row(data_case, measure_data_wait(data_case, device, workdir)))
-    finally:
-        torch.set_num_threads(previous_threads)
     return _markdown(
         rows,
         data_rows,

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
+
+
+@contextlib.contextmanager
+def measuring(device: str, threads: int) -> Iterator[None]:
+    """The setting of a section's measurements: refuses a CUDA device where there is none, and runs the
+    block with ``threads`` intra-op CPU threads (restored afterwards)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
 
 
 def section_main(doc: str, run_section: Callable[..., str], argv: list[str] | None, quick_help: str) -> None:

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description
+from rcnn.benchmark.common import command_line, machine_description, measuring
 from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "faster_rcnn"
@@ -307,15 +307,11 @@ def run_section(
     threads: intra-op CPU threads for both models (1 by default: on a machine shared with other work, one
     thread per process times far more steadily); reps: timed repetitions (default 3, quick 2).
     """
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     cases = QUICK_CASES if quick else FULL_CASES
     reps = reps or (2 if quick else 3)
     warmup = 1
     rows, checks = [], []
-    try:
+    with measuring(device, threads):
         for case in cases:
             models = build_models(case, training=False, device=device)
             for batch in case.infer_batches:
@@ -337,8 +333,6 @@ def run_section(
             peaks = {n: _peak(case, n, "train", case.train_batch, device, threads, quick) for n in models}
             rows.append(_row(case, f"training, batch {case.train_batch}", 1, times, peaks, "iterations/s"))
             del models
-    finally:
-        torch.set_num_threads(previous_threads)
     return _markdown(rows, checks, device=device, threads=threads, reps=reps, warmup=warmup, quick=quick)
 
 

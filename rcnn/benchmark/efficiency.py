@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description, section_main
+from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
@@ -106,15 +106,11 @@ def run_section(
     seconds); threads: intra-op CPU threads for everything (1 by default); reps: timed repetitions
     (default 5).
     """
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     cases = QUICK_CASES if quick else FULL_CASES
     n = QUICK_MATMUL_N if quick else FULL_MATMUL_N
     asked_reps, reps = reps, reps or 5
     warmup = 1
-    try:
+    with measuring(device, threads):
         runs: dict[str, Callable[[], object]] = {"matmul": make_matmul(n, device)}
         work: dict[str, tuple[Case, int, str, int]] = {}  # run name -> (case, batch, format, MACs/image)
         for case in cases:
@@ -126,8 +122,6 @@ def run_section(
                     runs[key] = make_forward(model, make_images(batch, case.size, device, fmt))
                     work[key] = (case, batch, fmt, macs)
         times = time_interleaved(runs, warmup=warmup, reps=reps, device=device)
-    finally:
-        torch.set_num_threads(previous_threads)
     peak_wall, peak_cpu = n**3 / times["matmul"][0], n**3 / times["matmul"][1]
     rows = [[f"dense matmul {n}x{n} float32", "-", "-", "-", f"{n**3 / 1e9:.3f}"]]
     rows[0] += [f"{1e3 * times['matmul'][0]:.2f}", f"{peak_wall / 1e9:.2f}", "1.00", "1.00"]

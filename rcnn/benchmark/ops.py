@@ -32,7 +32,7 @@ import torchvision
 from torch import Tensor
 
 from rcnn import ops as rcnn_ops
-from rcnn.benchmark.common import command_line, machine_description, section_main
+from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 IMAGE_HW = (600, 1000)
@@ -242,15 +242,11 @@ def run_section(
     CPU thread); threads: intra-op CPU threads (1 by default: on a machine shared with other work, one
     thread per process times far more steadily); reps: timed repetitions (default 15, quick 3).
     """
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     cases = QUICK_CASES if quick else FULL_CASES
     reps = reps or (3 if quick else 15)
     warmup = 1 if quick else 2
     rows = []
-    try:
+    with measuring(device, threads):
         for case in cases:
             runs = make_runs(case, make_inputs(case, device))
             outputs = {name: run() for name, run in runs.items()}  # also a first warm-up call
@@ -258,8 +254,6 @@ def run_section(
             same = compare_outputs(outputs["ours"], outputs["torchvision"])
             times = time_interleaved(runs, warmup=warmup, reps=reps, device=device)
             rows.append(_row(case, times, same))
-    finally:
-        torch.set_num_threads(previous_threads)
     return _markdown(rows, device=device, threads=threads, reps=reps, warmup=warmup, quick=quick)
 
 
