@@ -75,12 +75,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from rcnn.config import ConfigError, load_config, save_config
     from rcnn.config_schema import DetectionConfig
-    from rcnn.data.collate import collate_detection
     from rcnn.data.errors import DatasetError
-    from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
     from rcnn.detectors.build import build_detector
     from rcnn.engine import distributed as du
-    from rcnn.engine.detection import build_detection_dataset, detector_metadata, evaluate_detector
+    from rcnn.engine.detection import (
+        build_detection_dataset,
+        build_detection_train_loader,
+        detector_metadata,
+        evaluate_detector,
+    )
     from rcnn.engine.logging import setup_logger
     from rcnn.engine.trainer import Trainer, TrainingInterrupted
     from rcnn.evaluation.coco import format_table
@@ -122,15 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logger.info("%d training images, %d val images, %d classes", len(train_set), len(val_set), num_classes)
 
-    sampler = TrainingSampler(len(train_set), seed=cfg.solver.seed, rank=rank, world_size=world_size)
-    loader = build_batch_data_loader(
-        train_set,
-        sampler,
-        cfg.solver.ims_per_batch,
-        collate_detection,
-        num_workers=cfg.data.num_workers,
-        aspect_ratio_grouping=cfg.data.aspect_ratio_grouping,
-    )
+    loader = build_detection_train_loader(cfg, train_set, rank=rank, world_size=world_size)
     device = du.select_device(cfg.solver.device)
 
     def eval_fn(eval_model: torch.nn.Module) -> dict[str, Any]:

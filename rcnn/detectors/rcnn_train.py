@@ -46,9 +46,8 @@ def finetune(
     cfg: DetectionConfig, model: RCNN, train_set, out_dir: str, *, resume: str | None, progress: bool
 ) -> None:
     """Fine-tune ``model``'s network in place (stage 1); a finished run in ``out_dir`` is loaded instead."""
-    from rcnn.data.collate import collate_detection
-    from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
     from rcnn.engine.checkpoint import load_checkpoint
+    from rcnn.engine.detection import build_detection_train_loader
     from rcnn.engine.trainer import Trainer
 
     r = cfg.model.rcnn
@@ -58,15 +57,7 @@ def finetune(
         wrapper.load_state_dict(load_checkpoint(final)["model"])
         logger.info("fine-tuning already done: loaded %s (delete it to fine-tune again)", final)
         return
-    sampler = TrainingSampler(len(train_set), seed=cfg.solver.seed)
-    loader = build_batch_data_loader(
-        train_set,
-        sampler,
-        cfg.solver.ims_per_batch,
-        collate_detection,
-        num_workers=cfg.data.num_workers,
-        aspect_ratio_grouping=cfg.data.aspect_ratio_grouping,
-    )
+    loader = build_detection_train_loader(cfg, train_set)
     trainer = Trainer.from_config(
         cfg.solver, wrapper, loader, sampler=loader.batch_sampler, output_dir=out_dir, progress=progress
     )

@@ -58,6 +58,25 @@ def build_detection_dataset(cfg: DetectionConfig, split: str, *, train: bool | N
     )
 
 
+def build_detection_train_loader(cfg: DetectionConfig, dataset, *, rank: int = 0, world_size: int = 1):
+    """The infinite, resumable training loader of ``dataset``: ``cfg.solver.ims_per_batch`` images per batch
+    from a seeded :class:`~rcnn.data.samplers.TrainingSampler` (this rank's shard), variable-size images
+    collated as lists, aspect-ratio grouping as ``cfg.data`` says. Its ``batch_sampler`` is what the
+    :class:`~rcnn.engine.trainer.Trainer` saves for an exact resume."""
+    from rcnn.data.collate import collate_detection
+    from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
+
+    sampler = TrainingSampler(len(dataset), seed=cfg.solver.seed, rank=rank, world_size=world_size)
+    return build_batch_data_loader(
+        dataset,
+        sampler,
+        cfg.solver.ims_per_batch,
+        collate_detection,
+        num_workers=cfg.data.num_workers,
+        aspect_ratio_grouping=cfg.data.aspect_ratio_grouping,
+    )
+
+
 def to_original_pixels(det: Detections, size: Tensor, orig_size: Tensor) -> Detections:
     """Rescale detections from the transformed image (``size`` = [H, W]) to the file's ``orig_size``."""
     scale_y = float(orig_size[0]) / float(size[0])
