@@ -210,9 +210,44 @@ def aspect_ratio_group_ids(dataset: Dataset) -> list[int]:
 
 def _worker_init(worker_id: int) -> None:
     """Workers ignore SIGINT / SIGTERM: the main process decides when to stop (and checkpoints first);
-    workers exit when it does."""
+    workers exit when it does (see :func:`_stop_workers_at_exit`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_workers_at_exit() -> None:
+    """Kill the daemonic child processes (data workers) still alive when the main process exits.
+
+    A loader iterator still referenced at exit (a global, or a frame of an uncaught exception's
+    traceback) leaves its workers running. multiprocessing's own exit handler stops daemonic children with
+    SIGTERM, which data workers ignore (:func:`_worker_init`), and then waits for them forever; this
+    handler runs before it (registered later) and sends SIGKILL instead. Daemonic children are ended at
+    exit either way; only the signal differs.
+    """
+    import multiprocessing
+
+    for process in multiprocessing.active_children():
+        if process.daemon:
+            process.kill()
+            process.join(timeout=5)
+
+
+_exit_handler_registered = False
+
+
+def worker_init_fn(num_workers: int) -> Callable[[int], None] | None:
+    """The ``worker_init_fn`` of every loader of the project (None without workers); registers
+    :func:`_stop_workers_at_exit` once."""
+    global _exit_handler_registered
+    if num_workers <= 0:
+        return None
+    if not _exit_handler_registered:
+        import atexit
+        import multiprocessing.util  # registers its exit handler on import: ours must come after it
+
+        atexit.register(_stop_workers_at_exit)
+        _exit_handler_registered = True
+    return _worker_init
 
 
 def build_batch_data_loader(
@@ -241,5 +276,5 @@ def build_batch_data_loader(
         collate_fn=collate_fn,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
+        worker_init_fn=worker_init_fn(num_workers),
     )

@@ -116,7 +116,7 @@ def build_classification_loader(
 ) -> DataLoader:
     """``(images (B, 3, h, w) or (B, 10, 3, h, w), targets (B,))`` batches of ``dataset`` in ``sampler``
     order; data workers ignore SIGINT/SIGTERM (the training process checkpoints and stops them)."""
-    from rcnn.data.samplers import _worker_init
+    from rcnn.data.samplers import worker_init_fn
 
     return DataLoader(
         dataset,
@@ -125,5 +125,5 @@ def build_classification_loader(
         num_workers=num_workers,
         drop_last=drop_last,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
+        worker_init_fn=worker_init_fn(num_workers),
     )

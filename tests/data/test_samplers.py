@@ -136,3 +136,28 @@ def test_loader_with_workers_resumes_from_what_was_consumed():
     second = loader()
     second.batch_sampler.load_state_dict(state)
     assert [ids(b) for b in take(iter(second), 6)] == reference[4:]
+
+
+_HOLDS_ITERATOR_AT_EXIT = """
+import torch
+from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
+
+loader = build_batch_data_loader(
+    list(range(64)), TrainingSampler(64, seed=0), 4, torch.utils.data.default_collate, num_workers=1
+)
+batches = iter(loader)  # still referenced when the interpreter exits, its worker still running
+print(next(batches).tolist())
+"""
+
+
+def test_process_exits_while_a_loader_iterator_with_workers_is_alive():
+    # The workers ignore SIGTERM (the trainer stops them); multiprocessing's exit handler used to send
+    # them SIGTERM and then wait for them forever.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _HOLDS_ITERATOR_AT_EXIT], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(eval(result.stdout.strip())) == 4
