@@ -27,16 +27,20 @@ variant load into the other but compute a different function).
 
 Options of every builder: ``width`` (base channels, 64; all channel counts scale with it),
 ``zero_init_residual`` (start the last BN of each residual branch at zero, Goyal et al. 2017; off),
-``stride_in_1x1``.
+``stride_in_1x1``, ``replace_stride_with_dilation`` (three booleans for layer2..layer4, as in torchvision:
+a stage keeps its input's resolution and dilates its 3x3 convolutions instead of striding, Yu & Koltun
+2016 / DeepLab; the weights are the same, so a classifier trained without it loads into a network with it).
 
 For detection the network is cut in the "C4" way (He et al. 2016, Sec. "Object detection"; detectron2's
 ``Res5ROIHeads``): the trunk is ``conv1..layer3`` (stride 16), the region head is ``layer4`` + global
-average pooling applied to 14x14 RoI features (``layer4`` strides them to 7x7).
+average pooling applied to 14x14 RoI features (``layer4`` strides them to 7x7). With
+``replace_stride_with_dilation=[False, True, False]`` the trunk has stride 8: twice the feature resolution
+for small objects, at the cost of running layer3 on 4x the positions (the region head is unchanged).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -47,8 +51,10 @@ from .base import Backbone, BoxHead
 Attention = Callable[[int], nn.Module]  # channels -> module applied to the residual branch
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(
+        in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+    )
 
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -58,6 +64,7 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions (Fig. 2 left): ``(N, in, H, W) -> (N, channels, H/stride, W/stride)``.
 
+    ``dilation`` applies to both 3x3 convolutions; ``first_dilation`` (default: ``dilation``) to the first.
     ``attention`` (e.g. squeeze-and-excitation) is applied to the residual branch before the addition and
     registered as ``se``.
     """
@@ -73,12 +80,14 @@ class BasicBlock(nn.Module):
         *,
         stride_in_1x1: bool = False,
         attention: Attention | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ):
         super().__init__()
-        self.conv1 = conv3x3(in_channels, channels, stride)
+        self.conv1 = conv3x3(in_channels, channels, stride, first_dilation or dilation)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels, dilation=dilation)
         self.bn2 = nn.BatchNorm2d(channels)
         if attention is not None:
             self.se = attention(channels)
@@ -101,7 +110,8 @@ class Bottleneck(nn.Module):
     """1x1 reduce, 3x3, 1x1 expand (Fig. 5 right): ``(N, in, H, W) -> (N, 4 * channels, H/s, W/s)``.
 
     The stride sits in the 3x3 convolution (torchvision, "v1.5") or, with ``stride_in_1x1``, in the first
-    1x1 convolution (the paper). ``attention`` as in :class:`BasicBlock`.
+    1x1 convolution (the paper). ``dilation`` (``first_dilation``) applies to the 3x3 convolution;
+    ``attention`` as in :class:`BasicBlock`.
     """
 
     expansion = 4
@@ -115,13 +125,15 @@ class Bottleneck(nn.Module):
         *,
         stride_in_1x1: bool = False,
         attention: Attention | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
     ):
         super().__init__()
         s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
         out_channels = channels * self.expansion
         self.conv1 = conv1x1(in_channels, channels, s1)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = conv3x3(channels, channels, s3)
+        self.conv2 = conv3x3(channels, channels, s3, first_dilation or dilation)
         self.bn2 = nn.BatchNorm2d(channels)
         self.conv3 = conv1x1(channels, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
@@ -163,12 +175,20 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         stride_in_1x1: bool = False,
         attention: Attention | None = None,
+        replace_stride_with_dilation: Sequence[bool] = (False, False, False),
     ):
         super().__init__()
         if len(layers) != 4:
             raise ValueError(f"ResNet has 4 stages, got layers={layers}")
         if width < 1:
             raise ValueError(f"width must be positive, got {width}")
+        if len(replace_stride_with_dilation) != 3:
+            raise ValueError(
+                "replace_stride_with_dilation needs 3 booleans (layer2, layer3, layer4), got "
+                f"{replace_stride_with_dilation!r}"
+            )
+        self.dilation = 1
+        self.replace_stride_with_dilation = [bool(d) for d in replace_stride_with_dilation]
         self.block = block
         self.width = width
         self.num_classes = num_classes
@@ -179,24 +199,39 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         self.layer1 = self._make_layer(width, layers[0], stride=1)
-        self.layer2 = self._make_layer(2 * width, layers[1], stride=2)
-        self.layer3 = self._make_layer(4 * width, layers[2], stride=2)
-        self.layer4 = self._make_layer(8 * width, layers[3], stride=2)
+        dilate = self.replace_stride_with_dilation
+        self.layer2 = self._make_layer(2 * width, layers[1], stride=2, dilate=dilate[0])
+        self.layer3 = self._make_layer(4 * width, layers[2], stride=2, dilate=dilate[1])
+        self.layer4 = self._make_layer(8 * width, layers[3], stride=2, dilate=dilate[2])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(8 * width * block.expansion, num_classes)
         del self._block_options
         self.reset_parameters(zero_init_residual)
 
-    def _make_layer(self, channels: int, blocks: int, stride: int) -> nn.Sequential:
+    def _make_layer(self, channels: int, blocks: int, stride: int, dilate: bool = False) -> nn.Sequential:
+        """A stage; with ``dilate`` its stride becomes a dilation (torchvision's rule: the first block's
+        3x3 convolution keeps the previous dilation, the following ones use the new one)."""
         out_channels = channels * self.block.expansion
+        previous_dilation = self.dilation
+        if dilate:
+            self.dilation *= stride
+            stride = 1
         downsample = None
         if stride != 1 or self._in_channels != out_channels:
             downsample = nn.Sequential(
                 conv1x1(self._in_channels, out_channels, stride), nn.BatchNorm2d(out_channels)
             )
-        modules = [self.block(self._in_channels, channels, stride, downsample, **self._block_options)]
+        options = self._block_options
+        modules = [
+            self.block(
+                self._in_channels, channels, stride, downsample, **options,
+                dilation=self.dilation, first_dilation=previous_dilation,
+            )
+        ]  # fmt: skip
         self._in_channels = out_channels
-        modules += [self.block(out_channels, channels, **self._block_options) for _ in range(1, blocks)]
+        modules += [
+            self.block(out_channels, channels, **options, dilation=self.dilation) for _ in range(1, blocks)
+        ]
         return nn.Sequential(*modules)
 
     def reset_parameters(self, zero_init_residual: bool = False) -> None:
@@ -226,7 +261,8 @@ class ResNet(nn.Module):
 
 
 def cut_for_detection(model: nn.Module) -> Backbone:
-    """The "C4" cut: trunk ``stem, layer1, layer2, layer3`` -> ``{"s16": (N, 4w * expansion, H/16, W/16)}``;
+    """The "C4" cut: trunk ``stem, layer1, layer2, layer3`` -> ``{"s16": (N, 4w * expansion, H/16, W/16)}``
+    (``"s8"``, H/8, with layer3 dilated: ``replace_stride_with_dilation=[False, True, False]``);
     box head ``layer4`` + global average pooling, ``(R, 4w * e, 14, 14) -> (R, 8w * e)``.
 
     Stages for ``freeze_at``: 0 stem (conv1, bn1, relu, maxpool), 1 layer1, 2 layer2, 3 layer3. The modules
@@ -236,8 +272,10 @@ def cut_for_detection(model: nn.Module) -> Backbone:
         raise TypeError(f"expected a ResNet, got {type(model).__name__}")
     stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
     channels = model.stage_channels
-    stages = [("stem", stem, 4), ("layer1", model.layer1, 4), ("layer2", model.layer2, 8)]
-    stages.append(("layer3", model.layer3, 16))
+    s8 = 4 if model.replace_stride_with_dilation[0] else 8
+    s16 = s8 if model.replace_stride_with_dilation[1] else 2 * s8
+    stages = [("stem", stem, 4), ("layer1", model.layer1, 4), ("layer2", model.layer2, s8)]
+    stages.append(("layer3", model.layer3, s16))
     head = BoxHead(nn.Sequential(model.layer4, nn.AdaptiveAvgPool2d(1)), channels[3], resolution=14)
     return Backbone(stages, {"layer3": channels[2]}, head)
 

@@ -126,6 +126,46 @@ def test_c4_cut_strides_channels_and_box_head(name, width):
     assert backbone.stage_names == ["stem", "layer1", "layer2", "layer3"]
 
 
+@pytest.mark.parametrize("dilate", [[False, True, False], [False, True, True], [True, True, True]])
+def test_replace_stride_with_dilation_computes_torchvision_function(dilate):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50(weights=None, replace_stride_with_dilation=dilate).eval()
+    _randomise_bn(reference)
+    model = build_classifier("resnet50", replace_stride_with_dilation=dilate).eval()
+    model.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_basic_block_dilation_follows_torchvision_rule():
+    # torchvision's BasicBlock refuses dilation; ours follows the bottleneck's rule: a dilated stage's
+    # first 3x3 convolution keeps the previous dilation, the later ones use the new one, and it carries on
+    model = build_classifier("resnet18", width=16, replace_stride_with_dilation=[False, True, False])
+    geometry = {
+        name: [(m.stride[0], m.dilation[0], m.padding[0]) for m in layer.modules()
+               if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+        for name, layer in (("layer3", model.layer3), ("layer4", model.layer4))
+    }  # fmt: skip
+    assert geometry["layer3"] == [(1, 1, 1), (1, 2, 2), (1, 2, 2), (1, 2, 2)]
+    assert geometry["layer4"] == [(2, 2, 2), (1, 2, 2), (1, 2, 2), (1, 2, 2)]
+    plain = build_classifier("resnet18", width=16)
+    plain.load_state_dict(model.state_dict())  # the same parameters: checkpoints move between them
+
+
+def test_dilated_layer3_gives_a_stride_8_trunk_with_the_same_head():
+    model = build_classifier("resnet18", width=16, replace_stride_with_dilation=[False, True, False]).eval()
+    backbone = cut_for_detection(model).eval()
+    assert backbone.output_shape() == {"s8": backbone.output_shape()["s8"]}
+    assert backbone.output_shape()["s8"].stride == 8
+    with torch.no_grad():
+        assert backbone(torch.randn(2, 3, 128, 96))["s8"].shape == (2, 64, 16, 12)
+        head = backbone.make_box_head()
+        assert head(torch.randn(3, 64, 14, 14)).shape == (3, 128)  # layer4 still strides 14 -> 7
+    with pytest.raises(ValueError, match="replace_stride_with_dilation"):
+        build_classifier("resnet18", replace_stride_with_dilation=[True])
+
+
 def test_build_backbone_freeze_and_frozen_bn():
     backbone = build_backbone("resnet18", freeze_at=2, frozen_bn=True, width=16)
     params = list(backbone.stages.named_parameters())
