@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -202,15 +203,29 @@ def move_to_device(x: Any, device: torch.device) -> Any:
     return x
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN computes bf16 natively on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_amp_dtype(
     amp: bool, device: torch.device, amp_dtype: str | torch.dtype | None
 ) -> torch.dtype | None:
     """None without AMP; else ``amp_dtype`` ("float16"/"fp16", "bfloat16"/"bf16"), defaulting to fp16 on
-    CUDA and bf16 on the CPU."""
+    CUDA and bf16 on the CPU. Where the CPU has no native bf16 (oneDNN reports none), the default is None
+    (fp32, with a warning): emulated bf16 is slower than fp32 there."""
     if not amp:
         return None
     if amp_dtype is None:
-        return torch.float16 if device.type == "cuda" else torch.bfloat16
+        if device.type == "cuda":
+            return torch.float16
+        if not cpu_has_bf16():
+            warnings.warn("amp: this CPU has no native bf16, training in fp32", stacklevel=2)
+            return None
+        return torch.bfloat16
     if isinstance(amp_dtype, torch.dtype):
         return amp_dtype
     names = {

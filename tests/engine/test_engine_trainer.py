@@ -206,9 +206,11 @@ def test_periodic_checkpoints_eval_and_metrics(tmp_path):
     assert any(p.startswith("events.out.tfevents") for p in os.listdir(tmp_path))
 
 
-def test_amp_bf16_on_cpu_and_from_config(tmp_path):
+def test_amp_bf16_on_cpu_and_from_config(tmp_path, monkeypatch):
     from rcnn.config_schema import SolverConfig
+    from rcnn.engine import distributed
 
+    monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: True)  # whatever this machine's CPU has
     torch.manual_seed(0)
     model = ToyRegressor()
     loader = toy_loader()
@@ -229,3 +231,15 @@ def test_amp_bf16_on_cpu_and_from_config(tmp_path):
     lrs = [r["lr"] for r in read_metrics(tmp_path)]
     assert lrs == pytest.approx([0.01 * 0.001, 0.01 * (0.001 * 0.5 + 0.5), 0.01, 0.001])
     assert trainer.iter == 4 and trainer.train() == {}  # already done: nothing happens
+
+
+def test_amp_falls_back_to_fp32_on_a_cpu_without_bf16(monkeypatch):
+    from rcnn.engine import distributed
+
+    monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: False)
+    cpu = torch.device("cpu")
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert distributed.resolve_amp_dtype(True, cpu, None) is None
+    assert distributed.resolve_amp_dtype(True, cpu, "bf16") == torch.bfloat16  # asked for by name: kept
+    assert distributed.resolve_amp_dtype(True, torch.device("cuda"), None) == torch.float16
+    assert distributed.resolve_amp_dtype(False, cpu, None) is None
