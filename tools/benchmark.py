@@ -17,7 +17,11 @@ Sections (each a module of :mod:`rcnn.benchmark` with ``run_section(...) -> mark
 * ``efficiency``: backbone forward multiply-adds per second as a fraction of the measured matmul peak;
 * ``selective_search``: seconds per image and recall / MABO of the ``fast`` preset (with
   ``--opencv-python PATH``, against OpenCV-contrib's C++ in another environment), and the proposal
-  cache's throughput over a dataset split (images/s through ``rcnn.proposals.compute``).
+  cache's throughput over a dataset split (images/s through ``rcnn.proposals.compute``);
+* ``generations``: R-CNN, Fast R-CNN and Faster R-CNN side by side on the synthetic data, one backbone and
+  one pretrained classifier: COCO AP / AP50, training seconds (and the train split's selective search),
+  test seconds per image with the proposals (``--data DIR`` / ``--classifier PATH`` reuse a generated
+  set / a pretrained classifier; ``--work-dir DIR`` keeps the runs).
 
 Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
 repetition) and reported as medians and ratios from one run, so the load of other processes hits both
@@ -45,7 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere: the repository's packages first
     sys.path.insert(0, ROOT)
 
-SECTIONS = ("main_job", "detector", "ops", "classifier", "efficiency", "selective_search")
+SECTIONS = ("main_job", "detector", "ops", "classifier", "efficiency", "selective_search", "generations")
 TITLE = "# Benchmarks"
 INTRO = (
     "Measured figures, each with the command that produced it. Ratios compare runs measured side by side "
@@ -164,6 +168,16 @@ def selective_search_section(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def generations_section(args: argparse.Namespace) -> str:
+    """The three detector generations side by side (:mod:`rcnn.benchmark.generations`)."""
+    from rcnn.benchmark import generations
+
+    return generations.run_section(
+        device=args.device, quick=args.quick, threads=args.threads, reps=args.reps, data=args.data,
+        classifier=args.classifier, work_dir=args.work_dir,
+    )  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "main_job": main_job_section,
     "detector": module_section("detector"),
@@ -171,6 +185,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "classifier": module_section("classifier"),
     "efficiency": module_section("efficiency"),
     "selective_search": selective_search_section,
+    "generations": generations_section,
 }
 
 
@@ -217,6 +232,16 @@ def main(argv: list[str] | None = None) -> int:
         "--opencv-python", default=None,
         help="selective_search: python of a separate environment with opencv-contrib",
     )  # fmt: skip
+    parser.add_argument(
+        "--data", default=None, help="generations: an existing synthetic data folder (make_synthetic.py)"
+    )
+    parser.add_argument(
+        "--classifier", default=None,
+        help="generations: an existing classifier checkpoint (tools/train_classifier.py's model_final.pth)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--work-dir", default=None, help="generations: keep the runs here (default: a temporary folder)"
+    )
     parser.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     args = parser.parse_args(argv)
     if args.device.startswith("cuda"):
