@@ -15,6 +15,7 @@ setup(
         "albumentations>=1.4",
         "opencv-python-headless>=4.8",
         "scikit-image>=0.22",
+        "numba>=0.60",
         "numpy>=1.24",
         "pyyaml>=6.0",
         "tqdm>=4.66",

@@ -181,6 +181,10 @@ def run(
             if worker is not None:
                 run_one["opencv"] = lambda im: worker(im, mode)
             images = {name: load_photo(name) for name in photos}
+            # One-off start-up out of the timings, as the OpenCV worker imports cv2 before its first image:
+            # numba compiles (or loads from its cache) the segmentation kernels on their first call.
+            for name in ours:
+                run_one[name](np.ascontiguousarray(images[photos[0]][:64, :64]))
             times: dict[str, dict[str, list[float]]] = {n: {m: [] for m in methods} for n in photos}
             counts: dict[str, dict[str, int]] = {n: {} for n in photos}
             for rep in range(repeats):

@@ -4,8 +4,10 @@ Pipeline, per *strategy* (colour space x Felzenszwalb scale k x similarity combi
 
 1. convert the image to the colour space (:mod:`rcnn.proposals.colorspaces`);
 2. over-segment it with Felzenszwalb & Huttenlocher's graph segmentation
-   (``skimage.segmentation.felzenszwalb``, scale k, sigma 0.8, minimum component size k as in the
-   paper's code, or the preset's own value);
+   (:mod:`rcnn.proposals.felzenszwalb`, which gives exactly ``skimage.segmentation.felzenszwalb``'s labels;
+   scale k, sigma 0.8, minimum component size k as in the paper's code, or the preset's own value). The
+   smoothing, edge graph and edge sort do not depend on k: they are done once per colour space and shared
+   by its k values;
 3. group hierarchically (:mod:`rcnn.proposals.grouping`) with colour / texture / size / fill similarity
    (:mod:`rcnn.proposals.features`); every region of the hierarchy is a proposal.
 
@@ -43,10 +45,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.segmentation import felzenszwalb
 
 from rcnn.proposals.colorspaces import COLOR_SPACES, convert_color
 from rcnn.proposals.features import PixelCodes
+from rcnn.proposals.felzenszwalb import FelzenszwalbGraph
 from rcnn.proposals.grouping import Hierarchy, hierarchical_grouping, initial_regions
 
 PRESETS: dict[str, dict] = {
@@ -92,15 +94,25 @@ class Similarity:
         return cls(*(float(c in letters) for c in "CTSF"))
 
 
-def segment(image: np.ndarray, k: float, sigma: float = 0.8, min_size: int | str | None = None) -> np.ndarray:
+def segment(
+    image: np.ndarray | FelzenszwalbGraph,
+    k: float,
+    sigma: float = 0.8,
+    min_size: int | str | None = None,
+) -> np.ndarray:
     """Felzenszwalb segmentation of an (H, W, C) uint8 image -> (H, W) int64 labels ``0..N-1``.
 
-    ``min_size`` (minimum component size in pixels) defaults to ``k`` (the paper's choice; also ``"k"``).
+    ``image`` may instead be the :class:`~rcnn.proposals.felzenszwalb.FelzenszwalbGraph` of the image (built
+    with this ``sigma``), shared by several calls with different k. ``min_size`` (minimum component size in
+    pixels) defaults to ``k`` (the paper's choice; also ``"k"``). The labels are those of
+    ``skimage.segmentation.felzenszwalb(image, scale=k, sigma=sigma, min_size=min_size)``.
     """
     min_size = int(k) if min_size is None or min_size == "k" else int(min_size)
-    img = image[:, :, 0] if image.shape[2] == 1 else image
-    channel_axis = None if img.ndim == 2 else -1
-    return felzenszwalb(img, scale=float(k), sigma=sigma, min_size=min_size, channel_axis=channel_axis)
+    if isinstance(image, FelzenszwalbGraph):
+        if image.sigma != float(sigma):
+            raise ValueError(f"the graph was built with sigma={image.sigma}, not {sigma}")
+        return image.segment(float(k), min_size)
+    return FelzenszwalbGraph(image, sigma).segment(float(k), min_size)
 
 
 def group_segmentation(
@@ -136,9 +148,10 @@ def _run_color_space(
     """All strategies of one colour space: (2N-1, 4) int64 boxes in creation order per (k, similarity)."""
     converted = convert_color(image, space)
     codes = PixelCodes(converted)
+    graph = FelzenszwalbGraph(converted, sigma)  # smoothing, edges and their sort: shared by the k values
     out = []
     for k in k_values:
-        labels = segment(converted, k, sigma, segment_min_size)
+        labels = segment(graph, k, sigma, segment_min_size)
         out.extend(h.boxes for h in group_segmentation(codes, labels, similarities))
     return out
 
