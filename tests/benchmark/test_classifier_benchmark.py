@@ -7,20 +7,9 @@ import math
 
 import pytest
 import torch
+from benchmark_tables import table_rows
 
 from rcnn.benchmark import classifier
-
-
-def _table_rows(markdown: str, header_start: str) -> list[list[str]]:
-    """The cells of the rows of the table whose header line starts with ``header_start``."""
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
 
 
 def _number(cell: str) -> float:
@@ -40,14 +29,14 @@ def test_run_section_quick(tiny_cases):
     text = classifier.run_section(quick=True, reps=2)
     assert torch.get_num_threads() == threads  # restored
     assert text.startswith("## Classifier training: ours vs a plain torchvision loop\n")
-    rows = _table_rows(text, "| network | input |")
+    rows = table_rows(text, "| network | input |")
     assert len(rows) == len(classifier.QUICK_CASES)
     for row, case in zip(rows, classifier.QUICK_CASES):
         assert row[:3] == [case.name, f"{case.size}x{case.size}", str(case.batch)]
         for cell in row[3:]:  # images/s both, ratio, CPU-time ratio
             value = _number(cell)
             assert math.isfinite(value) and value > 0, row
-    data_rows = _table_rows(text, "| network | crop |")
+    data_rows = table_rows(text, "| network | crop |")
     assert len(data_rows) == len(classifier.QUICK_DATA_CASES)
     for row, case in zip(data_rows, classifier.QUICK_DATA_CASES):
         assert row[0] == case.name and row[2] == str(case.batch) and int(row[4]) >= case.iterations

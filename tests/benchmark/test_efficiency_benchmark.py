@@ -6,19 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
+from benchmark_tables import table_rows
 
 from rcnn.benchmark import efficiency
-
-
-def _table_rows(markdown: str) -> list[list[str]]:
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| network |"))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
 
 
 def test_run_section_quick(monkeypatch):
@@ -28,7 +18,7 @@ def test_run_section_quick(monkeypatch):
     text = efficiency.run_section(quick=True, reps=2)
     assert torch.get_num_threads() == threads  # restored
     assert text.startswith("## Efficiency: classifier forward vs the measured matmul peak\n")
-    rows = _table_rows(text)
+    rows = table_rows(text, "| network |")
     assert rows[0][0] == "dense matmul 256x256 float32"
     assert float(rows[0][4]) == round(256**3 / 1e9, 3)
     expected = [

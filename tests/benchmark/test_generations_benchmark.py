@@ -11,22 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+from benchmark_tables import table_rows
 
 from rcnn.benchmark import generations
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
-
-
-def _table_rows(markdown: str, header_start: str) -> list[list[str]]:
-    """The cells of the rows of the table whose header line starts with ``header_start``."""
-    lines = markdown.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
-    rows = []
-    for line in lines[start + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
 
 
 def _number(cell: str) -> float:
@@ -59,7 +48,7 @@ def test_the_section_is_written_between_its_markers(quick_run):
 
 
 def test_one_row_per_generation_with_numbers(quick_run):
-    rows = _table_rows(quick_run["text"], "| detector | proposals |")
+    rows = table_rows(quick_run["text"], "| detector | proposals |")
     assert [row[0] for row in rows] == ["R-CNN", "Fast R-CNN", "Faster R-CNN"]
     for row, g in zip(rows, generations.GENERATIONS):
         name, proposals, ap, ap50, ss_train, training, ss_test, detector, total = row
