@@ -31,13 +31,17 @@ class TruncatedSVDLinear(nn.Sequential):
         self.rank = first.out_features
 
 
+Factors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # U (u, m), S (m,), V^T (m, v); m = min(u, v)
+
+
 @torch.no_grad()
-def truncated_svd_linear(linear: nn.Linear, rank: int) -> TruncatedSVDLinear:
+def truncated_svd_linear(linear: nn.Linear, rank: int, factors: Factors | None = None) -> TruncatedSVDLinear:
     """The rank-``rank`` factorisation of ``linear`` (an ``nn.Sequential`` of two ``nn.Linear``).
 
     ``linear``: (R, v) -> (R, u); ``1 <= rank <= min(u, v)`` (at ``min(u, v)`` the factorisation is exact).
-    The SVD is computed in float32 (at least) on the layer's device; the new layers have the layer's dtype
-    and device.
+    The SVD is computed in float32 on the layer's device, unless ``factors`` (what
+    :func:`svd_factors` returns for this layer) are given: factoring one layer at several ranks then costs
+    one SVD (tens of seconds on a CPU for VGG-16's fc6). The new layers have the layer's dtype and device.
     """
     if not isinstance(linear, nn.Linear):
         raise TypeError(f"expected an nn.Linear, got {type(linear).__name__}")
@@ -48,7 +52,7 @@ def truncated_svd_linear(linear: nn.Linear, rank: int) -> TruncatedSVDLinear:
             f"layer, got {rank}"
         )
     weight = linear.weight.detach()
-    u, s, vh = torch.linalg.svd(weight.float(), full_matrices=False)  # (u, m), (m,), (m, v); m = min(u, v)
+    u, s, vh = svd_factors(linear) if factors is None else factors
     kwargs = {"device": weight.device, "dtype": weight.dtype}
     first = nn.Linear(in_features, rank, bias=False, **kwargs)
     second = nn.Linear(rank, out_features, bias=linear.bias is not None, **kwargs)
@@ -61,6 +65,12 @@ def truncated_svd_linear(linear: nn.Linear, rank: int) -> TruncatedSVDLinear:
     return TruncatedSVDLinear(first, second)
 
 
+@torch.no_grad()
+def svd_factors(linear: nn.Linear) -> Factors:
+    """``torch.linalg.svd`` of the layer's weight (u, v) in float32: U (u, m), S (m,), V^T (m, v)."""
+    return torch.linalg.svd(linear.weight.detach().float(), full_matrices=False)
+
+
 def saves_work(linear: nn.Linear, rank: int) -> bool:
     """Whether rank ``rank`` costs fewer multiply-adds than the layer: ``t (u + v) < u v``."""
     out_features, in_features = linear.weight.shape
@@ -69,7 +79,9 @@ def saves_work(linear: nn.Linear, rank: int) -> bool:
     )
 
 
-def compress_box_head(model: nn.Module, rank: int | Mapping[str, int]) -> dict[str, tuple[int, int, int]]:
+def compress_box_head(
+    model: nn.Module, rank: int | Mapping[str, int], factors: dict[str, Factors] | None = None
+) -> dict[str, tuple[int, int, int]]:
     """Replace the fully connected layers of the region head by their truncated SVD, in place.
 
     model: a :class:`~rcnn.detectors.generalized_rcnn.GeneralizedRCNN` (or its ``roi_heads``) after its
@@ -78,6 +90,9 @@ def compress_box_head(model: nn.Module, rank: int | Mapping[str, int]) -> dict[s
     multiply-adds (:func:`saves_work`; the predictor's layers are usually too narrow to gain); or a mapping
     from layer names relative to ``roi_heads`` to ranks, e.g. the paper's VGG-16 setting
     ``{"box_head.layers.1": 1024, "box_head.layers.4": 256}`` (every named layer is factored).
+
+    factors: a cache ``{layer name: SVD factors}`` shared by calls on copies of one model (the benchmark
+    factors one detector at several ranks): a layer's SVD is computed once, then reused.
 
     Returns ``{name: (in_features, rank, out_features)}`` of the replaced layers. Layers already factored
     are left as they are. Raises ``ValueError`` when ``rank`` is an int and the box head has no
@@ -127,6 +142,9 @@ def compress_box_head(model: nn.Module, rank: int | Mapping[str, int]) -> dict[s
     for name, t in plan.items():
         linear = candidates[name]
         parent_name, _, child = name.rpartition(".")
-        setattr(roi_heads.get_submodule(parent_name), child, truncated_svd_linear(linear, t))
+        if factors is not None and name not in factors:
+            factors[name] = svd_factors(linear)
+        layer_factors = factors[name] if factors is not None else None
+        setattr(roi_heads.get_submodule(parent_name), child, truncated_svd_linear(linear, t, layer_factors))
         replaced[name] = (linear.in_features, t, linear.out_features)
     return replaced
