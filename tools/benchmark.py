@@ -21,7 +21,10 @@ Sections (each a module of :mod:`rcnn.benchmark` with ``run_section(...) -> mark
 * ``generations``: R-CNN, Fast R-CNN and Faster R-CNN side by side on the synthetic data, one backbone and
   one pretrained classifier: COCO AP / AP50, training seconds (and the train split's selective search),
   test seconds per image with the proposals (``--data DIR`` / ``--classifier PATH`` reuse a generated
-  set / a pretrained classifier; ``--work-dir DIR`` keeps the runs).
+  set / a pretrained classifier; ``--work-dir DIR`` keeps the runs);
+* ``svd``: truncated SVD of fc6-fc7 at test time (Fast R-CNN, Sec. 3.1) on the AlexNet Fast R-CNN of
+  ``configs/fast_rcnn/synthetic_alexnet.yaml``: AP change and speed-up at several ranks (``--svd-run DIR``
+  measures a finished training run; else the classifier, proposals and detector are trained first).
 
 Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
 repetition) and reported as medians and ratios from one run, so the load of other processes hits both
@@ -49,7 +52,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere: the repository's packages first
     sys.path.insert(0, ROOT)
 
-SECTIONS = ("main_job", "detector", "ops", "classifier", "efficiency", "selective_search", "generations")
+SECTIONS = (
+    "main_job", "detector", "ops", "classifier", "efficiency", "selective_search", "generations", "svd",
+)  # fmt: skip
 TITLE = "# Benchmarks"
 INTRO = (
     "Measured figures, each with the command that produced it. Ratios compare runs measured side by side "
@@ -178,6 +183,16 @@ def generations_section(args: argparse.Namespace) -> str:
     )  # fmt: skip
 
 
+def svd_section(args: argparse.Namespace) -> str:
+    """Truncated SVD of fc6-fc7 at test time, speed-up and AP change (:mod:`rcnn.benchmark.svd`)."""
+    from rcnn.benchmark import svd
+
+    return svd.run_section(
+        device=args.device, quick=args.quick, threads=args.threads, reps=args.reps, run=args.svd_run,
+        data=args.data, work_dir=args.work_dir,
+    )  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "main_job": main_job_section,
     "detector": module_section("detector"),
@@ -186,6 +201,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "efficiency": module_section("efficiency"),
     "selective_search": selective_search_section,
     "generations": generations_section,
+    "svd": svd_section,
 }
 
 
@@ -233,15 +249,19 @@ def main(argv: list[str] | None = None) -> int:
         help="selective_search: python of a separate environment with opencv-contrib",
     )  # fmt: skip
     parser.add_argument(
-        "--data", default=None, help="generations: an existing synthetic data folder (make_synthetic.py)"
+        "--data", default=None, help="generations, svd: an existing synthetic data folder (make_synthetic.py)"
     )
     parser.add_argument(
         "--classifier", default=None,
         help="generations: an existing classifier checkpoint (tools/train_classifier.py's model_final.pth)",
     )  # fmt: skip
     parser.add_argument(
-        "--work-dir", default=None, help="generations: keep the runs here (default: a temporary folder)"
+        "--work-dir", default=None, help="generations, svd: keep the runs here (default: a temporary folder)"
     )
+    parser.add_argument(
+        "--svd-run", default=None,
+        help="svd: a finished training run of configs/fast_rcnn/synthetic_alexnet.yaml (else one is trained)",
+    )  # fmt: skip
     parser.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     args = parser.parse_args(argv)
     if args.device.startswith("cuda"):
