@@ -138,6 +138,7 @@ class SolverConfig:
     max_iter: int = 9000
     clip_grad_norm: float = 0.0  # 0: no clipping
     amp: bool = False  # bf16 autocast on CPU, fp16 on CUDA
+    channels_last: bool = False  # NHWC trunk and region head (GeneralizedRCNN.use_channels_last)
     checkpoint_period: int = 1000
     log_period: int = 20
     eval_period: int = 0  # 0: evaluate only at the end

@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{train_set.num_classes} categories"
             )
         model = build_detector(cfg.model, num_classes)
+        if cfg.solver.channels_last:
+            if not hasattr(model, "use_channels_last"):
+                raise ConfigError(f"solver.channels_last: not supported by model.type {cfg.model.type!r}")
+            model.use_channels_last()  # same function and gradients; oneDNN skips its layout reorders
     except (ConfigError, DatasetError, FileNotFoundError) as e:
         logger.error("%s", e)
         return 2

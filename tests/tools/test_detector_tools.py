@@ -13,6 +13,7 @@ import torch
 from rcnn.config import load_config
 from rcnn.config_schema import DetectionConfig
 from rcnn.data.synthetic import make_detection_dataset
+from rcnn.engine.detection import load_detector
 from rcnn.engine.logging import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -101,6 +102,32 @@ def test_resume_continues_with_identical_losses(data, trained, tmp_path):
     assert sorted(resumed) == [1, 2, 3, 4]
     for it in (3, 4):
         assert resumed[it] == pytest.approx(straight[it], rel=1e-5, abs=1e-6), it
+
+
+def test_channels_last_training_follows_the_default_layout(data, tmp_path):
+    """solver.channels_last: the same run in NHWC (fp32 here: losses equal to float rounding), whose
+    checkpoint loads into a model of the default layout."""
+    runs = {}
+    for name, extra in (("nchw", []), ("nhwc", ["solver.channels_last=true"])):
+        out = str(tmp_path / name)
+        args = ["--config", CONFIG, "--no-progress", *overrides(data, out, 3), "solver.amp=false", *extra]
+        assert train_detector.main(args) == 0
+        runs[name] = out
+    nchw, nhwc = losses_by_iteration(runs["nchw"]), losses_by_iteration(runs["nhwc"])
+    assert sorted(nhwc) == [1, 2, 3]
+    for it in (1, 2, 3):
+        assert nhwc[it] == pytest.approx(nchw[it], rel=1e-3, abs=1e-5), it
+    cfg = load_config(os.path.join(runs["nhwc"], "config.yaml"), DetectionConfig)
+    assert cfg.solver.channels_last is True
+    for name, expect_nhwc in (("nchw", False), ("nhwc", True)):  # the trained weights kept their layout
+        state = torch.load(
+            os.path.join(runs[name], "model_final.pth"), map_location="cpu", weights_only=False
+        )
+        convs = [w for w in state["model"].values() if w.dim() == 4 and w.shape[1] > 1 and w.shape[2] > 1]
+        assert convs and all(w.is_contiguous() != expect_nhwc for w in convs), name
+    model, _ = load_detector(cfg, os.path.join(runs["nhwc"], "model_final.pth"), torch.device("cpu"))
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()  # built in the default layout; the NHWC weights loaded into it
 
 
 def test_missing_resume_file_is_an_error_not_a_fresh_start(data, tmp_path):
