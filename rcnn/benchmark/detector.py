@@ -17,11 +17,13 @@ the activations of a deep un-normalised trunk, saturated) outputs of a fresh ini
 
 "ours" is the model as built; "ours, optimized" is a copy after
 :meth:`~rcnn.detectors.generalized_rcnn.GeneralizedRCNN.optimize_for_inference` (batch norm folded,
-channels-last) for inference, and the training model with a channels-last trunk and region head for
-training. Timings alternate the models repetition by repetition (the order flips every repetition) after
-warm-up, and report medians. Peak memory on the CPU is measured in a fresh process per model and case
-(the peak resident set during the runs, ``VmHWM`` reset just before them, minus the resident set before
-them); on CUDA it is ``torch.cuda.max_memory_allocated``.
+channels-last) for inference, and for training the model with a channels-last trunk and region head
+trained under autocast as ``solver.channels_last: true`` and ``solver.amp: true`` train it (bf16 on a CPU
+with native bf16, fp16 on CUDA); torchvision and "ours" train in fp32. Timings alternate the models
+repetition by repetition (the order flips every repetition) after warm-up, and report medians (at full size,
+of as many repetitions as make :data:`MIN_SECONDS` of timed calls per model). Peak memory on the CPU is
+measured in a fresh process per model and case (the peak resident set during the runs, ``VmHWM`` reset
+just before them, minus the resident set before them); on CUDA it is ``torch.cuda.max_memory_allocated``.
 
     python -m rcnn.benchmark.detector [--quick] [--device cuda] [--threads 1]
 """
@@ -49,6 +51,7 @@ from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "faster_rcnn"
 MODELS = ("torchvision", "ours", "ours_optimized")
+MIN_SECONDS = 10.0  # timed seconds per model and row at least (full size): many repetitions of fast rows
 
 
 @dataclass(frozen=True)
@@ -160,18 +163,37 @@ def make_inputs(case: Case, batch: int, device: str, seed: int = 0) -> tuple[lis
     return images, targets
 
 
-def make_step(model: nn.Module, images: list[Tensor], targets: list[dict]) -> Callable[[], None]:
-    """One training iteration: forward, backward, SGD step with momentum."""
+def make_step(
+    model: nn.Module, images: list[Tensor], targets: list[dict], amp_dtype: torch.dtype | None = None
+) -> Callable[[], None]:
+    """One training iteration: forward (under autocast to ``amp_dtype`` when given, as the trainer's
+    ``solver.amp``), backward, SGD step with momentum."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-5, momentum=0.9, weight_decay=1e-4)
+    device_type = images[0].device.type
 
     def step() -> None:
-        losses = model(images, targets)
+        with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            losses = model(images, targets)
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         optimizer.step()
 
     return step
+
+
+def training_amp_dtype(model_name: str, device: str) -> torch.dtype | None:
+    """The autocast dtype of a model's training step: the optimized model trains as ``solver.amp: true``
+    does (bf16 on a CPU with native bf16, fp16 on CUDA; fp32 where the CPU has no native bf16)."""
+    if model_name != "ours_optimized":
+        return None
+    import warnings
+
+    from rcnn.engine.distributed import resolve_amp_dtype
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the table says which dtype ran
+        return resolve_amp_dtype(True, torch.device(device), None)
 
 
 def make_inference(model: nn.Module, images: list[Tensor]) -> Callable[[], list[dict]]:
@@ -191,17 +213,25 @@ def _sync(device: str) -> None:
 
 
 def time_interleaved(
-    runs: dict[str, Callable[[], object]], *, warmup: int, reps: int, device: str
+    runs: dict[str, Callable[[], object]],
+    *,
+    warmup: int,
+    reps: int,
+    device: str,
+    min_seconds: float = 0.0,
+    max_reps: int = 200,
 ) -> dict[str, tuple[float, float]]:
     """Median (wall, CPU) seconds per call of each run, alternating the runs (order flipped every
-    repetition) after ``warmup`` calls of each."""
+    repetition) after ``warmup`` calls of each: ``reps`` repetitions, more (up to ``max_reps``) until every
+    run has been timed for ``min_seconds`` in all, so that fast cases get medians of many calls."""
     names = list(runs)
     for _ in range(warmup):
         for name in names:
             runs[name]()
     wall: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
-    for rep in range(reps):
+    rep = 0
+    while rep < reps or (rep < max_reps and min(sum(wall[n]) for n in names) < min_seconds):
         for name in names if rep % 2 == 0 else names[::-1]:
             _sync(device)
             w0, c0 = time.perf_counter(), time.process_time()
@@ -209,6 +239,7 @@ def time_interleaved(
             _sync(device)
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
+        rep += 1
     return {n: (statistics.median(wall[n]), statistics.median(cpu[n])) for n in names}
 
 
@@ -274,7 +305,10 @@ def _measure_peak(spec: dict) -> float:
     torch.set_num_threads(spec["threads"])
     model = build_models(case, training=training, device=device, which=(spec["model"],))[spec["model"]]
     images, targets = make_inputs(case, spec["batch"], device)
-    run = make_step(model, images, targets) if training else make_inference(model, images)
+    if training:
+        run = make_step(model, images, targets, training_amp_dtype(spec["model"], device))
+    else:
+        run = make_inference(model, images)
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -309,6 +343,7 @@ def run_section(
     """
     cases = QUICK_CASES if quick else FULL_CASES
     reps = reps or (2 if quick else 3)
+    min_seconds = 0.0 if quick else MIN_SECONDS
     warmup = 1
     rows, checks = [], []
     with measuring(device, threads):
@@ -319,7 +354,9 @@ def run_section(
                 runs = {name: make_inference(m, images) for name, m in models.items()}
                 outputs = {name: run() for name, run in runs.items()}
                 _check_device(outputs, device)
-                times = time_interleaved(runs, warmup=warmup, reps=reps, device=device)
+                times = time_interleaved(
+                    runs, warmup=warmup, reps=reps, device=device, min_seconds=min_seconds
+                )
                 peaks = {n: _peak(case, n, "infer", batch, device, threads, quick) for n in models}
                 rows.append(_row(case, f"inference, batch {batch}", batch, times, peaks, "images/s"))
                 same = compare_detections(outputs["ours_optimized"], outputs["torchvision"])
@@ -328,12 +365,18 @@ def run_section(
             del models
             models = build_models(case, training=True, device=device)
             images, targets = make_inputs(case, case.train_batch, device)
-            runs = {name: make_step(m, images, targets) for name, m in models.items()}
-            times = time_interleaved(runs, warmup=warmup, reps=reps, device=device)
+            runs = {
+                name: make_step(m, images, targets, training_amp_dtype(name, device))
+                for name, m in models.items()
+            }
+            times = time_interleaved(runs, warmup=warmup, reps=reps, device=device, min_seconds=min_seconds)
             peaks = {n: _peak(case, n, "train", case.train_batch, device, threads, quick) for n in models}
             rows.append(_row(case, f"training, batch {case.train_batch}", 1, times, peaks, "iterations/s"))
             del models
-    return _markdown(rows, checks, device=device, threads=threads, reps=reps, warmup=warmup, quick=quick)
+    return _markdown(
+        rows, checks, device=device, threads=threads, reps=reps, warmup=warmup, quick=quick,
+        min_seconds=min_seconds,
+    )  # fmt: skip
 
 
 def _peak(case: Case, model: str, mode: str, batch: int, device: str, threads: int, quick: bool) -> float:
@@ -378,7 +421,11 @@ def _row(case: Case, what: str, per_call: int, times: dict, peaks: dict, unit: s
     ]
 
 
-def _markdown(rows, checks, *, device, threads, reps, warmup, quick) -> str:
+def _dtype_name(dtype: torch.dtype | None) -> str:
+    return "float32 (no native bf16 on this CPU)" if dtype is None else str(dtype).replace("torch.", "")
+
+
+def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds=0.0) -> str:
     header = (
         "| case | run | torchvision | ours | ours, optimized | ratio ours / tv | ratio optimized / tv "
         "(CPU time) | peak MB tv | peak MB ours | peak MB optimized | unit |"
@@ -392,7 +439,13 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick) -> str:
         "",
         "Notes:",
         "- Throughputs are medians of "
-        f"{reps} repetitions per model after {warmup} warm-up, the models alternating repetition by "
+        f"{reps} repetitions per model"
+        + (
+            f" or more, until each model has {min_seconds:g} s of timed calls (at most 200)"
+            if min_seconds
+            else ""
+        )
+        + f", after {warmup} warm-up, the models alternating repetition by "
         "repetition (order flipped each time) in one process; ratios are of those medians (higher: ours "
         "faster), and in parentheses the same ratio of process CPU time, which other processes' load "
         "disturbs less.",
@@ -403,7 +456,10 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick) -> str:
         "to a trained model's spread (`calibrate`).",
         "- ours: the model as built. ours, optimized: for inference, a copy after "
         "`optimize_for_inference()` (batch norm folded into the convolutions, channels-last); for "
-        "training, a copy with channels-last weights and activations (same function and gradients).",
+        "training, a copy with channels-last weights and activations trained under autocast to "
+        f"{_dtype_name(training_amp_dtype('ours_optimized', device))}, as `solver.channels_last: true` and "
+        "`solver.amp: true` train it (torchvision and ours train in float32; torchvision's model could "
+        "be put under autocast too: this row measures what our trainer does, not a faster kernel).",
         "- Peak memory: "
         + (
             "`torch.cuda.max_memory_allocated` over the runs, minus the memory allocated before them."
