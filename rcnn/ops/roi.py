@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torchvision
 from torch import Tensor, nn
+from torchvision.ops._utils import convert_boxes_to_roi_format
 
 BoxesArg = Tensor | list[Tensor]
 
@@ -86,7 +87,10 @@ class RoIAlign(nn.Module):
     list per image and gradients flowing into the features, the backward pass is computed by matrix products
     (:func:`rcnn.ops.roi_align_separable.roi_align_separable`: same forward, gradients equal to float
     rounding, several times faster than the compiled kernel's scatter); ``separable_backward=False``
-    keeps torchvision's."""
+    keeps torchvision's. On the CPU without gradients to the features (inference), the forward pass is
+    :func:`rcnn.ops.roi_align_nhwc.roi_align_nhwc` (torchvision's arithmetic, channels-last, threaded:
+    equal to float rounding, about 10x faster on the detectors' maps); ``cpu_kernel=False`` keeps
+    torchvision's."""
 
     def __init__(
         self,
@@ -95,11 +99,13 @@ class RoIAlign(nn.Module):
         sampling_ratio: int = -1,
         aligned: bool = False,
         separable_backward: bool = True,
+        cpu_kernel: bool = True,
     ):
         super().__init__()
         self.output_size, self.spatial_scale = _size(output_size), spatial_scale
         self.sampling_ratio, self.aligned = sampling_ratio, aligned
         self.separable_backward = separable_backward
+        self.cpu_kernel = cpu_kernel
 
     def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
         if (
@@ -115,6 +121,20 @@ class RoIAlign(nn.Module):
             return roi_align_separable(
                 input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
             )
+        if (
+            self.cpu_kernel
+            and input.device.type == "cpu"
+            and not (input.requires_grad and torch.is_grad_enabled())
+        ):
+            from .roi_align_nhwc import roi_align_nhwc
+
+            x, rois = _cast(input, boxes)
+            if x.dtype == torch.float32:
+                rois = convert_boxes_to_roi_format(rois) if isinstance(rois, list) else rois
+                out = roi_align_nhwc(
+                    x, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+                )
+                return out.to(input.dtype)
         return roi_align(
             input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
         )

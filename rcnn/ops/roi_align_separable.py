@@ -25,6 +25,8 @@ import torchvision
 from torch import Tensor
 from torchvision.ops._utils import convert_boxes_to_roi_format
 
+from .roi_align_nhwc import roi_align_nhwc
+
 _CHUNK_ELEMENTS = 1 << 24  # bound on the intermediate (RoIs of a chunk) x C x max(P_h, H) x W
 
 
@@ -97,6 +99,8 @@ class _RoIAlign(torch.autograd.Function):
     def forward(ctx, input, rois, output_size, spatial_scale, sampling_ratio, aligned, counts):
         ctx.save_for_backward(rois)
         ctx.config = (tuple(input.shape), spatial_scale, sampling_ratio, aligned, counts)
+        if input.dtype == torch.float32:  # the threaded channels-last forward (same values)
+            return roi_align_nhwc(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
         return torchvision.ops.roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned)
 
     @staticmethod
