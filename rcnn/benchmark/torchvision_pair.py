@@ -13,8 +13,9 @@ RPN into a ``torchvision.models.detection.FasterRCNN`` that
   exact, size-major and centred at ``(x + 0.5) * stride``), the same pre/post-NMS top-n, NMS thresholds,
   RPN minimum size, box coder weights and clamp, score threshold, detections per image, matcher
   thresholds and sampler sizes;
-* pools with **our pooler** (the same torchvision RoIPool / RoIAlign kernel, output size, sampling ratio and
-  spatial scale) wrapped as a single-level pooler, in place of torchvision's ``MultiScaleRoIAlign``;
+* pools with **torchvision's own op** (``torchvision.ops.RoIPool`` / ``RoIAlign`` with our pooler's output
+  size, sampling ratio, alignment and spatial scale) as a single-level pooler, in place of torchvision's
+  ``MultiScaleRoIAlign`` (ours runs its own CPU RoIAlign kernels, forward and backward: the same values);
 * normalises the same ``0..255`` images with our pixel mean / std and pads them to the same multiple
   (``model.size_divisibility``), and **never resizes** (ours does not; torchvision's
   ``GeneralizedRCNNTransform.resize`` is replaced by the identity, so its boxes come back unscaled).
@@ -45,6 +46,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
+import torchvision
 from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator as TVAnchorGenerator
@@ -55,6 +57,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from rcnn.config_schema import ModelConfig
 from rcnn.detectors.generalized_rcnn import GeneralizedRCNN
 from rcnn.modeling import AnchorGenerator, RegionProposalNetwork, RoIHeads
+from rcnn.ops import RoIAlign, RoIPool
 
 
 class TrunkAdapter(nn.Module):
@@ -72,12 +75,20 @@ class TrunkAdapter(nn.Module):
 
 
 class SingleLevelPooler(nn.Module):
-    """Our RoI pooler in torchvision's pooler interface: ``(features {"0": (N, C, H, W)}, proposals N x
-    (P_i, 4), image_shapes) -> (R, C, S, S)``."""
+    """torchvision's op of the same settings as our RoI pooler (``rcnn.ops.RoIAlign`` / ``RoIPool``), in
+    torchvision's pooler interface: ``(features {"0": (N, C, H, W)}, proposals N x (P_i, 4),
+    image_shapes) -> (R, C, S, S)``."""
 
     def __init__(self, pooler: nn.Module):
         super().__init__()
-        self.pooler = pooler
+        if isinstance(pooler, RoIAlign):
+            self.pooler = torchvision.ops.RoIAlign(
+                pooler.output_size, pooler.spatial_scale, pooler.sampling_ratio, pooler.aligned
+            )
+        elif isinstance(pooler, RoIPool):
+            self.pooler = torchvision.ops.RoIPool(pooler.output_size, pooler.spatial_scale)
+        else:
+            raise TypeError(f"expected rcnn.ops.RoIAlign or RoIPool, got {type(pooler).__name__}")
 
     def forward(self, features: dict[str, Tensor], proposals: list[Tensor], image_shapes) -> Tensor:
         return self.pooler(features["0"], proposals)
