@@ -22,8 +22,9 @@ trained under autocast as ``solver.channels_last: true`` and ``solver.amp: true`
 with native bf16, fp16 on CUDA); torchvision and "ours" train in fp32. Timings alternate the models
 repetition by repetition (the order flips every repetition) after warm-up, and report medians (at full size,
 of as many repetitions as make :data:`MIN_SECONDS` of timed calls per model). Peak memory on the CPU is
-measured in a fresh process per model and case (the peak resident set during the runs, ``VmHWM`` reset
-just before them, minus the resident set before them); on CUDA it is ``torch.cuda.max_memory_allocated``.
+measured in a fresh process per model and case after one untimed call (the peak resident set during the
+runs, ``VmHWM`` reset just before them, minus the resident set before them); on CUDA it is
+``torch.cuda.max_memory_allocated``.
 
     python -m rcnn.benchmark.detector [--quick] [--device cuda] [--threads 1]
 """
@@ -309,6 +310,7 @@ def _measure_peak(spec: dict) -> float:
         run = make_step(model, images, targets, training_amp_dtype(spec["model"], device))
     else:
         run = make_inference(model, images)
+    run()  # one call first: one-time set-up (kernel compilation and loading, oneDNN caches) is not counted
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -464,8 +466,9 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds
         + (
             "`torch.cuda.max_memory_allocated` over the runs, minus the memory allocated before them."
             if device.startswith("cuda")
-            else "a fresh process per model and row builds the model and runs it "
-            f"{1 if quick else 2} time(s); the figure is its peak resident set during the runs "
+            else "a fresh process per model and row builds the model, runs it once (one-time set-up: "
+            f"kernel loading, caches), then {1 if quick else 2} time(s); the figure is its peak resident set "
+            "during those runs "
             "(`VmHWM`, reset just before them) minus the resident set before them "
             "(the weights are not counted; the working memory of the forward / backward pass is)."
         ),
