@@ -12,6 +12,8 @@ Sections (each a module of :mod:`rcnn.benchmark` with ``run_section(...) -> mark
 * ``detector``: our Faster R-CNN against torchvision's ``FasterRCNN`` on the same trunk, head and weights:
   inference images/s (batch 1 and 4) and training iterations/s (batch 2), peak memory, detections compared;
 * ``ops``: ``nms`` / ``batched_nms`` / ``roi_pool`` / ``roi_align`` against ``torchvision.ops`` directly;
+* ``roi_kernels``: our CPU RoIAlign kernels (channels-last forward, separable backward) against
+  ``torchvision.ops.roi_align`` at the detectors' map sizes, inference and training;
 * ``classifier``: classifier training images/s against a plain loop on the torchvision model, and the share
   of time the training loop waits for data;
 * ``efficiency``: backbone forward multiply-adds per second as a fraction of the measured matmul peak;
@@ -53,7 +55,8 @@ if ROOT not in sys.path:  # run as a script from anywhere: the repository's pack
     sys.path.insert(0, ROOT)
 
 SECTIONS = (
-    "main_job", "detector", "ops", "classifier", "efficiency", "selective_search", "generations", "svd",
+    "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
+    "generations", "svd",
 )  # fmt: skip
 TITLE = "# Benchmarks"
 INTRO = (
@@ -197,6 +200,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "main_job": main_job_section,
     "detector": module_section("detector"),
     "ops": module_section("ops"),
+    "roi_kernels": module_section("roi_kernels"),
     "classifier": module_section("classifier"),
     "efficiency": module_section("efficiency"),
     "selective_search": selective_search_section,
