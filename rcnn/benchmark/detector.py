@@ -453,7 +453,8 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds
         "disturbs less.",
         "- torchvision: `torchvision.models.detection.FasterRCNN` built by "
         "`rcnn.benchmark.torchvision_pair` around our model (same trunk and region head modules, copied "
-        "RPN head and predictor, same anchors, top-n, thresholds and pooler, no resizing); "
+        "RPN head and predictor, same anchors, top-n, thresholds and pooler settings with torchvision's "
+        "own RoI op, no resizing); "
         "`model.rpn.min_size=0` on both. Random seeded weights, objectness and class scores rescaled "
         "to a trained model's spread (`calibrate`).",
         "- ours: the model as built. ours, optimized: for inference, a copy after "
