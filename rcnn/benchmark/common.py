@@ -64,6 +64,12 @@ def machine_description(device: str, threads: int) -> str:
     )
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a markdown table: the header, the separator, one line per row of cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def command_line(module: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
     command = f"python -m {module}" + (" --quick" if quick else "")
     command += f" --device {device}" if device != "cpu" else ""

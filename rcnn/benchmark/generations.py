@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rcnn.benchmark.common import command_line, machine_description, measuring
+from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSIFIER_CONFIG = "configs/classification/synthetic_resnet18.yaml"
@@ -391,11 +391,12 @@ def _markdown(
     lines = [
         "## The three generations side by side: R-CNN, Fast R-CNN, Faster R-CNN",
         "",
-        "| detector | proposals | COCO AP | AP50 | selective search, train split (s) | training (s) "
-        "| proposals s/img | detector s/img | test s/img, proposals included |",
-        "|" + "---|" * 9,
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "detector", "proposals", "COCO AP", "AP50", "selective search, train split (s)", "training (s)",
+        "proposals s/img", "detector s/img", "test s/img, proposals included",
+    ]  # fmt: skip
+    lines += markdown_table(header, rows)
     lines += [
         "",
         f"Measured on {machine_description(device, threads)}; `{command}`.",

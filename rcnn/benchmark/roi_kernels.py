@@ -27,7 +27,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
+from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 from rcnn.ops import RoIAlign
 
@@ -149,10 +149,17 @@ def run_section(
     lines = [
         "## RoIAlign CPU kernels: ours vs torchvision",
         "",
-        "| case | map (N, C, H, W) | RoIs | torchvision ms | ours ms | speed-up | outputs (and gradients) |",
-        "|" + "---|" * 7,
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "case",
+        "map (N, C, H, W)",
+        "RoIs",
+        "torchvision ms",
+        "ours ms",
+        "speed-up",
+        "outputs (and gradients)",
+    ]
+    lines += markdown_table(header, rows)
     lines += [
         "",
         f"Measured on {machine_description(device, threads)}; `{command}`.",

@@ -36,7 +36,7 @@ import time
 import torch
 from torch import nn
 
-from rcnn.benchmark.common import command_line, machine_description, measuring
+from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring
 from rcnn.benchmark.generations import Steps, check_overrides, data_overrides
 
 CLASSIFIER_CONFIG = "configs/classification/synthetic_alexnet.yaml"
@@ -302,11 +302,12 @@ def to_markdown(result: dict, steps: Steps, *, device, quick, threads, reps, giv
     lines = [
         "## Truncated SVD of fc6-fc7 at test time (Fast R-CNN, Sec. 3.1)",
         "",
-        "| setting | ranks fc6 / fc7 | fc6+fc7 multiply-adds per RoI (M) | COCO AP | AP50 | AP change "
-        "| region head ms/img | detector ms/img | head speed-up | detector speed-up |",
-        "|" + "---|" * 10,
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "setting", "ranks fc6 / fc7", "fc6+fc7 multiply-adds per RoI (M)", "COCO AP", "AP50", "AP change",
+        "region head ms/img", "detector ms/img", "head speed-up", "detector speed-up",
+    ]  # fmt: skip
+    lines += markdown_table(header, rows)
     b = cfg.model.backbone
     shapes = ", ".join(f"fc{6 + i} {v} -> {u}" for i, (v, u) in enumerate(result["head_shapes"]))
     lines += [
