@@ -89,8 +89,8 @@ class RoIAlign(nn.Module):
     rounding, several times faster than the compiled kernel's scatter); ``separable_backward=False``
     keeps torchvision's. On the CPU without gradients to the features (inference), the forward pass is
     :func:`rcnn.ops.roi_align_nhwc.roi_align_nhwc` (torchvision's arithmetic, channels-last, threaded:
-    equal to float rounding, about 10x faster on the detectors' maps); ``cpu_kernel=False`` keeps
-    torchvision's."""
+    equal to float rounding, 6-7x faster on the detectors' maps: ``roi_kernels`` in docs/benchmarks.md);
+    ``cpu_kernel=False`` keeps torchvision's."""
 
     def __init__(
         self,
