@@ -25,6 +25,12 @@ def measuring(device: str, threads: int) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
+def sync(device: str) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU. Around every timed call."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
 def section_main(doc: str, run_section: Callable[..., str], argv: list[str] | None, quick_help: str) -> None:
     """``python -m rcnn.benchmark.<section> [--quick] [--device D] [--threads N] [--reps R]``: print the
     markdown of ``run_section``. ``doc``: the module docstring (its first paragraph is the description)."""

@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description, measuring
+from rcnn.benchmark.common import command_line, machine_description, measuring, sync
 from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "faster_rcnn"
@@ -208,11 +208,6 @@ def make_inference(model: nn.Module, images: list[Tensor]) -> Callable[[], list[
 # ------------------------------------------------------------------------------------------------ measuring
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 def time_interleaved(
     runs: dict[str, Callable[[], object]],
     *,
@@ -234,10 +229,10 @@ def time_interleaved(
     rep = 0
     while rep < reps or (rep < max_reps and min(sum(wall[n]) for n in names) < min_seconds):
         for name in names if rep % 2 == 0 else names[::-1]:
-            _sync(device)
+            sync(device)
             w0, c0 = time.perf_counter(), time.process_time()
             runs[name]()
-            _sync(device)
+            sync(device)
             wall[name].append(time.perf_counter() - w0)
             cpu[name].append(time.process_time() - c0)
         rep += 1

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring
+from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring, sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSIFIER_CONFIG = "configs/classification/synthetic_resnet18.yaml"
@@ -138,6 +138,27 @@ def data_overrides(data: str) -> list[str]:
     ]  # fmt: skip
 
 
+def check_fresh_work_folder(work: str, outputs: list[str]) -> None:
+    """Refuse a work folder that already holds any of ``outputs``: the tools would resume from them, and the
+    times would not be of whole runs."""
+    done = [name for name in outputs if os.path.exists(os.path.join(work, name))]
+    if done:
+        raise RuntimeError(f"work folder {work} already holds {', '.join(done)}: use a new or empty folder")
+
+
+def generate_data(steps: Steps, data_dir: str, sizes: dict[str, int]) -> None:
+    """The synthetic detection and classification sets of ``sizes`` (:data:`FULL` / :data:`QUICK`'s keys)
+    in ``data_dir``, as the step "generate the synthetic data" (``tools/make_synthetic.py``)."""
+    cls_val = max(sizes["cls_per_class"] // 5, 10)
+    steps.run(
+        "generate the synthetic data",
+        ["tools/make_synthetic.py", "--output", data_dir, "--task", "both", "--seed", "0",
+         "--num-train", str(sizes["num_train"]), "--num-val", str(sizes["num_val"]),
+         "--image-size", str(sizes["image_size"]),
+         "--cls-num-train", str(sizes["cls_per_class"]), "--cls-num-val", str(cls_val)],
+    )  # fmt: skip
+
+
 def check_overrides(config: str, overrides: list[str], classification: bool = False) -> None:
     """Load ``config`` with ``overrides`` (raises :class:`rcnn.config.ConfigError` naming a bad key) before
     anything long runs."""
@@ -150,11 +171,6 @@ def check_overrides(config: str, overrides: list[str], classification: bool = Fa
 
 
 # ----------------------------------------------------------------------------------------------- test time
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def measure_test_time(runs: dict[str, str], proposals_config: list[str], device: str, reps: int) -> dict:
@@ -198,10 +214,10 @@ def measure_test_time(runs: dict[str, str], proposals_config: list[str], device:
         if name == "selective search":
             return search_image(*jobs[index])[2]
         images, kwargs = inputs[name][index]
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         detectors[name](images, **kwargs)
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     names = ["selective search", *runs]
@@ -265,9 +281,7 @@ def _run(device, quick, threads, reps, data, classifier, work) -> str:
     steps = Steps({**names, **({classifier: "CLASSIFIER"} if classifier else {})})
     outputs = ["proposals", *(g.key for g in GENERATIONS)]
     outputs += ([] if data else ["data"]) + ([] if classifier else ["classifier"])
-    done = [name for name in outputs if os.path.exists(os.path.join(work, name))]
-    if done:  # the tools would resume from them, and the times would not be of whole runs
-        raise RuntimeError(f"work folder {work} already holds {', '.join(done)}: use a new or empty folder")
+    check_fresh_work_folder(work, outputs)
     proposals = {split: os.path.join(work, "proposals", split) for split in ("train", "val")}
     proposal_overrides = [f"data.{split}_proposals={folder}" for split, folder in proposals.items()]
     detector_args: dict[str, list[str]] = {}
@@ -284,14 +298,7 @@ def _run(device, quick, threads, reps, data, classifier, work) -> str:
         check_overrides(CLASSIFIER_CONFIG, cls_args, classification=True)
 
     if not data:
-        cls_val = max(sizes["cls_per_class"] // 5, 10)
-        steps.run(
-            "generate the synthetic data",
-            ["tools/make_synthetic.py", "--output", data_dir, "--task", "both", "--seed", "0",
-             "--num-train", str(sizes["num_train"]), "--num-val", str(sizes["num_val"]),
-             "--image-size", str(sizes["image_size"]),
-             "--cls-num-train", str(sizes["cls_per_class"]), "--cls-num-val", str(cls_val)],
-        )  # fmt: skip
+        generate_data(steps, data_dir, sizes)
     if not classifier:
         steps.run(
             "pretrain the backbone as a classifier",

@@ -36,8 +36,14 @@ import time
 import torch
 from torch import nn
 
-from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring
-from rcnn.benchmark.generations import Steps, check_overrides, data_overrides
+from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring, sync
+from rcnn.benchmark.generations import (
+    Steps,
+    check_fresh_work_folder,
+    check_overrides,
+    data_overrides,
+    generate_data,
+)
 
 CLASSIFIER_CONFIG = "configs/classification/synthetic_alexnet.yaml"
 DETECTOR_CONFIG = "configs/fast_rcnn/synthetic_alexnet.yaml"
@@ -105,16 +111,12 @@ class HeadTimer:
         module.register_forward_pre_hook(self._before)
         module.register_forward_hook(self._after)
 
-    def _sync(self) -> None:
-        if self._device.startswith("cuda"):
-            torch.cuda.synchronize(self._device)
-
     def _before(self, module, inputs) -> None:
-        self._sync()
+        sync(self._device)
         self._start = time.perf_counter()
 
     def _after(self, module, inputs, output) -> None:
-        self._sync()
+        sync(self._device)
         self.seconds += time.perf_counter() - self._start
 
 
@@ -154,12 +156,10 @@ def measure(run: str, device: str, reps: int, *, progress: bool = True) -> dict:
     def call(k: int, index: int) -> tuple[float, float]:
         images, proposals = inputs[index]
         head_before = timers[k].seconds
-        if device.startswith("cuda"):
-            torch.cuda.synchronize(dev)
+        sync(device)
         start = time.perf_counter()
         models[k](images, proposals=proposals)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize(dev)
+        sync(device)
         return time.perf_counter() - start, timers[k].seconds - head_before
 
     print("== time: every val image through each setting, alternating", file=sys.stderr, flush=True)
@@ -228,9 +228,7 @@ def _train_and_measure(device, quick, threads, reps, data, work) -> str:
     data_dir = os.path.abspath(data) if data else os.path.join(work, "data")
     steps = Steps({work: "WORK", **({data_dir: "DATA"} if data else {})})
     outputs = ["proposals", "classifier", "detector"] + ([] if data else ["data"])
-    done = [name for name in outputs if os.path.exists(os.path.join(work, name))]
-    if done:  # the tools would resume from them
-        raise RuntimeError(f"work folder {work} already holds {', '.join(done)}: use a new or empty folder")
+    check_fresh_work_folder(work, outputs)
     proposal_overrides = [
         f"data.{s}_proposals={os.path.join(work, 'proposals', s)}" for s in ("train", "val")
     ]
@@ -247,13 +245,7 @@ def _train_and_measure(device, quick, threads, reps, data, work) -> str:
     check_overrides(DETECTOR_CONFIG, det_args)
     check_overrides(CLASSIFIER_CONFIG, cls_args, classification=True)
     if not data:
-        steps.run(
-            "generate the synthetic data",
-            ["tools/make_synthetic.py", "--output", data_dir, "--task", "both", "--seed", "0",
-             "--num-train", str(sizes["num_train"]), "--num-val", str(sizes["num_val"]),
-             "--image-size", str(sizes["image_size"]), "--cls-num-train", str(sizes["cls_per_class"]),
-             "--cls-num-val", str(max(sizes["cls_per_class"] // 5, 10))],
-        )  # fmt: skip
+        generate_data(steps, data_dir, sizes)
     steps.run(
         "pretrain AlexNet as a classifier",
         ["tools/train_classifier.py", "--config", CLASSIFIER_CONFIG, *cls_args],

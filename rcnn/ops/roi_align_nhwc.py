@@ -13,7 +13,8 @@ float32 arithmetic of ``roi_align_forward_kernel_impl``), so results match it to
 are usually bitwise equal). The output is ``(R, P_h, P_w, C)`` in memory, handed back as ``(R, C, P_h,
 P_w)`` channels-last: what a channels-last region head takes without a copy.
 
-Forward only: :class:`rcnn.ops.roi.RoIAlign` uses it for CPU inference (no gradient to the features).
+Forward only: :class:`rcnn.ops.roi.RoIAlign` uses it for CPU inference (no gradient to the features), and
+:func:`rcnn.ops.roi_align_separable.roi_align_separable` for the forward pass of its training path.
 """
 
 from __future__ import annotations
