@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", default="outputs/quickstart")
     parser.add_argument("--data", default="datasets/synthetic", help="where the synthetic sets are written")
-    parser.add_argument("--num-train", type=int, default=1000, help="detection training images")
+    parser.add_argument("--num-train", type=int, default=4000, help="detection training images")
     parser.add_argument("--num-val", type=int, default=200, help="detection val images")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument(
