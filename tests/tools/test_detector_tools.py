@@ -108,7 +108,7 @@ def test_channels_last_training_follows_the_default_layout(data, tmp_path):
     """solver.channels_last: the same run in NHWC (fp32 here: losses equal to float rounding), whose
     checkpoint loads into a model of the default layout."""
     runs = {}
-    for name, extra in (("nchw", []), ("nhwc", ["solver.channels_last=true"])):
+    for name, extra in (("nchw", ["solver.channels_last=false"]), ("nhwc", ["solver.channels_last=true"])):
         out = str(tmp_path / name)
         args = ["--config", CONFIG, "--no-progress", *overrides(data, out, 3), "solver.amp=false", *extra]
         assert train_detector.main(args) == 0
