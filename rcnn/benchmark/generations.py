@@ -71,8 +71,9 @@ GENERATIONS = (
     Generation("Faster R-CNN", "faster_rcnn", False),
 )
 
-# Full size: the quick start's val split and classification set, 1000 detection training images (the quick
-# start makes 4000; selective search and R-CNN's feature cache grow with the train split), every config as it is.
+# Full size: the quick start's val split and classification set, 1000 detection training images (the
+# quick start makes 4000; selective search and R-CNN's feature cache grow with the train split), every
+# config as it is.
 FULL = {"num_train": 1000, "num_val": 200, "image_size": 256, "cls_per_class": 300}
 FULL_CLASSIFIER: list[str] = []
 FULL_DETECTORS: dict[str, list[str]] = {g.key: [] for g in GENERATIONS}

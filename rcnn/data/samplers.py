@@ -243,7 +243,7 @@ def worker_init_fn(num_workers: int) -> Callable[[int], None] | None:
         return None
     if not _exit_handler_registered:
         import atexit
-        import multiprocessing.util  # registers its exit handler on import: ours must come after it
+        import multiprocessing.util  # noqa: F401  (registers its exit handler on import: ours must come after it)
 
         atexit.register(_stop_workers_at_exit)
         _exit_handler_registered = True
