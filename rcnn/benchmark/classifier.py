@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
@@ -327,31 +327,27 @@ def _data_row(case: DataCase, m: dict[str, float]) -> list[str]:
 
 
 def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, quick, asked_reps) -> str:
-    lines = [
-        "## Classifier training: ours vs a plain torchvision loop",
-        "",
-        "| network | input | batch | plain images/s | ours images/s | ratio ours / plain "
-        "| ratio (CPU time) |",
-        "|" + "---|" * 7,
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "network", "input", "batch", "plain images/s", "ours images/s", "ratio ours / plain",
+        "ratio (CPU time)",
+    ]  # fmt: skip
+    data_header = [
+        "network", "crop", "batch", "data workers", "iterations", "images/s (trainer)",
+        "data wait share (trainer)", "data wait share after the first batch",
+    ]  # fmt: skip
+    lines = ["## Classifier training: ours vs a plain torchvision loop", ""]
+    lines += markdown_table(header, rows)
     lines += [
         "",
         "Waiting for data: our `ClassifierTrainer`, one epoch on a synthetic ImageFolder set (PNG):",
         "",
-        "| network | crop | batch | data workers | iterations | images/s (trainer) | data wait share "
-        "(trainer) | data wait share after the first batch |",
-        "|" + "---|" * 8,
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in data_rows]
+    lines += markdown_table(data_header, data_rows)
     command = command_line(
         "rcnn.benchmark.classifier", device=device, quick=quick, threads=threads, reps=asked_reps
     )
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         f"- Throughputs are medians of {reps} repetitions per loop after {warmup} warm-up, the two loops "
         "alternating repetition by repetition (order flipped each time) in one process; the ratio is of "
         "those medians (target: >= 1.0, ours at least as fast), and next to it the same ratio of process "

@@ -76,6 +76,12 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def measured_on(device: str, threads: int, command: str) -> list[str]:
+    """The lines after a section's table: where it was measured, the command that measured it, and the
+    start of its notes."""
+    return ["", f"Measured on {machine_description(device, threads)}; `{command}`.", "", "Notes:"]
+
+
 def command_line(module: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
     command = f"python -m {module}" + (" --quick" if quick else "")
     command += f" --device {device}" if device != "cpu" else ""

@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description, measuring, sync
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, sync
 from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "faster_rcnn"
@@ -423,18 +423,14 @@ def _dtype_name(dtype: torch.dtype | None) -> str:
 
 
 def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds=0.0) -> str:
-    header = (
-        "| case | run | torchvision | ours | ours, optimized | ratio ours / tv | ratio optimized / tv "
-        "(CPU time) | peak MB tv | peak MB ours | peak MB optimized | unit |"
-    )
-    lines = ["## Detector: ours vs torchvision FasterRCNN", "", header, "|" + "---|" * 11]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "case", "run", "torchvision", "ours", "ours, optimized", "ratio ours / tv",
+        "ratio optimized / tv (CPU time)", "peak MB tv", "peak MB ours", "peak MB optimized", "unit",
+    ]  # fmt: skip
+    lines = ["## Detector: ours vs torchvision FasterRCNN", ""] + markdown_table(header, rows)
     command = command_line("rcnn.benchmark.detector", device=device, quick=quick, threads=threads, reps=None)
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         "- Throughputs are medians of "
         f"{reps} repetitions per model"
         + (

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
@@ -148,19 +148,14 @@ def run_section(
 
 
 def _markdown(rows, *, n, device, threads, reps, warmup, command) -> str:
-    lines = [
-        "## Efficiency: classifier forward vs the measured matmul peak",
-        "",
-        "| network | input | batch | memory format | GMACs per image | ms per call | GMAC/s | fraction of "
-        "peak | fraction (CPU time) |",
-        "|" + "---|" * 9,
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "network", "input", "batch", "memory format", "GMACs per image", "ms per call", "GMAC/s",
+        "fraction of peak", "fraction (CPU time)",
+    ]  # fmt: skip
+    lines = ["## Efficiency: classifier forward vs the measured matmul peak", ""]
+    lines += markdown_table(header, rows)
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         f"- Peak: median time of `torch.mm` of two random {n}x{n} float32 matrices, {n}^3 multiply-adds per "
         "call (first row); the fractions are achieved multiply-adds per second over that peak (target: "
         f">= {TARGET:.2f} for VGG-16 and ResNet-50), and in the last column the same with process CPU time "

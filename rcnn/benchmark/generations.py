@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring, sync
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSIFIER_CONFIG = "configs/classification/synthetic_resnet18.yaml"
@@ -406,11 +406,8 @@ def _markdown(
         "proposals s/img", "detector s/img", "test s/img, proposals included",
     ]  # fmt: skip
     lines += markdown_table(header, rows)
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         f"- Synthetic detection set: {num_train} train images ({train_size}), {num_val} val images "
         f"({val_size}); AP and AP50 are pycocotools' on the val split, from the `metrics.json` each "
         "training command writes. "

@@ -32,7 +32,7 @@ import torchvision
 from torch import Tensor
 
 from rcnn import ops as rcnn_ops
-from rcnn.benchmark.common import command_line, machine_description, measuring, section_main
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 
 IMAGE_HW = (600, 1000)
@@ -274,22 +274,18 @@ def _row(case: OpCase, times: dict, same: str) -> list[str]:
 
 
 def _markdown(rows, *, device, threads, reps, warmup, quick) -> str:
-    header = (
-        "| op | case | torchvision ms | ours ms | ratio ours / tv (CPU time) | within 5% (ratio <= 1.05) "
-        "| outputs |"
-    )
-    lines = ["## Ops: ours vs torchvision.ops", "", header, "|" + "---|" * 7]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    header = [
+        "op", "case", "torchvision ms", "ours ms", "ratio ours / tv (CPU time)", "within 5% (ratio <= 1.05)",
+        "outputs",
+    ]  # fmt: skip
+    lines = ["## Ops: ours vs torchvision.ops", ""] + markdown_table(header, rows)
     default_reps = 3 if quick else 15
     command = command_line(
         "rcnn.benchmark.ops", device=device, quick=quick, threads=threads,
         reps=reps if reps != default_reps else None,
     )  # fmt: skip
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         f"- Times are medians of {reps} repetitions per op after {warmup} warm-up call(s) (plus the checked "
         "call), ours and torchvision's alternating repetition by repetition (order flipped each time) in "
         "one process"

@@ -27,7 +27,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring, section_main
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
 from rcnn.benchmark.detector import time_interleaved
 from rcnn.ops import RoIAlign
 
@@ -160,11 +160,8 @@ def run_section(
         "outputs (and gradients)",
     ]
     lines += markdown_table(header, rows)
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         f"- 14x14 bins, `sampling_ratio` {SAMPLING_RATIO}, `aligned=False`; seeded random maps and boxes. "
         "Ours: `rcnn.ops.RoIAlign` as the detectors call it; torchvision: `torchvision.ops.roi_align` with "
         "the same arguments.",

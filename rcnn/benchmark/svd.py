@@ -36,7 +36,7 @@ import time
 import torch
 from torch import nn
 
-from rcnn.benchmark.common import command_line, machine_description, markdown_table, measuring, sync
+from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, sync
 from rcnn.benchmark.generations import (
     Steps,
     check_fresh_work_folder,
@@ -302,11 +302,8 @@ def to_markdown(result: dict, steps: Steps, *, device, quick, threads, reps, giv
     lines += markdown_table(header, rows)
     b = cfg.model.backbone
     shapes = ", ".join(f"fc{6 + i} {v} -> {u}" for i, (v, u) in enumerate(result["head_shapes"]))
+    lines += measured_on(device, threads, command)
     lines += [
-        "",
-        f"Measured on {machine_description(device, threads)}; `{command}`.",
-        "",
-        "Notes:",
         f"- One trained Fast R-CNN (`{b.name}`, {shapes}; RoI pooling "
         f"{cfg.model.roi_heads.pooler}), images at {cfg.test.min_size} px, selective search proposals "
         f"(`{cfg.proposals.mode}`, at most {cfg.proposals.max_boxes}): "
