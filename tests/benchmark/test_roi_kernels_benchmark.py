@@ -22,7 +22,10 @@ def test_one_row_per_case_with_equal_outputs(section):
         assert shape.startswith(f"({case.batch}, {case.channels}, {case.height}, {case.width})")
         assert int(rois) == case.batch * case.rois_per_image
         assert float(tv_ms) > 0 and float(ours_ms) > 0
-        assert float(speedup.strip("*x")) == pytest.approx(float(tv_ms) / float(ours_ms), rel=0.02, abs=0.01)
+        # the column is torchvision / ours of the unrounded times: inside what the 2-decimal ms cells allow
+        tv, ours, half = float(tv_ms), float(ours_ms), 0.005
+        low, high = (tv - half) / (ours + half), (tv + half) / max(ours - half, 1e-9)
+        assert low - half <= float(speedup.strip("*x")) <= high + half, row
         assert outputs.startswith("same"), row
 
 
