@@ -5,7 +5,7 @@
     python tools/benchmark.py --quick --output /tmp/bench.md    # tiny cases, a minute or two
     python tools/benchmark.py --sections detector ops --device cuda   # the GPU tables (their own sections)
 
-Sections (each a module of :mod:`rcnn.benchmark` with ``run_section(...) -> markdown``):
+Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> markdown``):
 
 * ``main_job``: the README's main job (``tools/quickstart.py``) end to end: seconds per step, the
   classifier's top-1/top-5 error, the detector's COCO AP table;
@@ -71,7 +71,7 @@ def machine_line(device: str) -> str:
     import torch
     import torchvision
 
-    from rcnn.benchmark.common import cpu_model
+    from tools.benchmarks.common import cpu_model
 
     cpu = cpu_model()
     where = device
@@ -87,10 +87,10 @@ def machine_line(device: str) -> str:
 
 
 def module_section(module: str) -> Callable[[argparse.Namespace], str]:
-    """A section that is ``rcnn.benchmark.<module>.run_section(device, quick, threads, reps)``."""
+    """A section that is ``tools.benchmarks.<module>.run_section(device, quick, threads, reps)``."""
 
     def run(args: argparse.Namespace) -> str:
-        mod = importlib.import_module(f"rcnn.benchmark.{module}")
+        mod = importlib.import_module(f"tools.benchmarks.{module}")
         return mod.run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps)
 
     return run
@@ -153,10 +153,10 @@ QUICK_MAIN_JOB = [
 
 
 def selective_search_section(args: argparse.Namespace) -> str:
-    """Selective search speed and quality (:mod:`rcnn.benchmark.selective_search`) and the proposal
-    cache's throughput (:mod:`rcnn.benchmark.proposal_cache`)."""
-    from rcnn.benchmark import proposal_cache
-    from rcnn.benchmark import selective_search as ss
+    """Selective search speed and quality (:mod:`tools.benchmarks.selective_search`) and the proposal
+    cache's throughput (:mod:`tools.benchmarks.proposal_cache`)."""
+    from tools.benchmarks import proposal_cache
+    from tools.benchmarks import selective_search as ss
 
     quick = {"photos": ss.PHOTOS[:1], "repeats": 1, "composites_per_photo": 1, "synthetic_images": 2}
     options = {**quick, "synthetic_size": 128} if args.quick else {}
@@ -177,8 +177,8 @@ def selective_search_section(args: argparse.Namespace) -> str:
 
 
 def generations_section(args: argparse.Namespace) -> str:
-    """The three detector generations side by side (:mod:`rcnn.benchmark.generations`)."""
-    from rcnn.benchmark import generations
+    """The three detector generations side by side (:mod:`tools.benchmarks.generations`)."""
+    from tools.benchmarks import generations
 
     return generations.run_section(
         device=args.device, quick=args.quick, threads=args.threads, reps=args.reps, data=args.data,
@@ -187,8 +187,8 @@ def generations_section(args: argparse.Namespace) -> str:
 
 
 def svd_section(args: argparse.Namespace) -> str:
-    """Truncated SVD of fc6-fc7 at test time, speed-up and AP change (:mod:`rcnn.benchmark.svd`)."""
-    from rcnn.benchmark import svd
+    """Truncated SVD of fc6-fc7 at test time, speed-up and AP change (:mod:`tools.benchmarks.svd`)."""
+    from tools.benchmarks import svd
 
     return svd.run_section(
         device=args.device, quick=args.quick, threads=args.threads, reps=args.reps, run=args.svd_run,

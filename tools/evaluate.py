@@ -45,8 +45,8 @@ def evaluate_checkpoint(
     (default: the config's ``output.dir``). Returns the metrics."""
     from rcnn.config import load_config
     from rcnn.config_schema import DetectionConfig
-    from rcnn.engine.detection import build_detection_dataset, evaluate_detector, load_detector
-    from rcnn.engine.distributed import select_device
+    from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
+    from rcnn.utils.comm import select_device
     from rcnn.evaluation.coco import format_table
 
     cfg = load_config(config, DetectionConfig, overrides or [])

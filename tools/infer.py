@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from rcnn.config_schema import DetectionConfig
     from rcnn.data.coco import read_image
     from rcnn.data.transforms import build_detection_transforms
-    from rcnn.engine.detection import load_detector, to_original_pixels
-    from rcnn.engine.distributed import select_device
+    from rcnn.tasks.detection import load_detector, to_original_pixels
+    from rcnn.utils.comm import select_device
 
     cfg = load_config(args.config, DetectionConfig, args.overrides)
     paths = list_images(args.input)

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from rcnn.config import ConfigError, load_config, save_config
     from rcnn.config_schema import ClassificationConfig
     from rcnn.engine.classifier_trainer import ClassifierTrainer
-    from rcnn.engine.distributed import destroy_distributed, init_distributed, is_main_process, select_device
+    from rcnn.utils.comm import destroy_distributed, init_distributed, is_main_process, select_device
     from rcnn.engine.logging import setup_logger
     from rcnn.engine.trainer import TrainingInterrupted
 

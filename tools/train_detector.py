@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     from rcnn.config_schema import DetectionConfig
     from rcnn.data.errors import DatasetError
     from rcnn.detectors.build import build_detector
-    from rcnn.engine import distributed as du
-    from rcnn.engine.detection import (
+    from rcnn.utils import comm as du
+    from rcnn.tasks.detection import (
         build_detection_dataset,
         build_detection_train_loader,
         detector_metadata,
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if cfg.model.type == "rcnn":  # R-CNN (2014) trains in stages: rcnn/detectors/rcnn_train.py
-        from rcnn.detectors.rcnn_train import main_for_config
+        from rcnn.detectors.rcnn2014.train import main_for_config
 
         return main_for_config(cfg, resume=args.resume, progress=not args.no_progress)
     du.init_distributed(cfg.solver.device)

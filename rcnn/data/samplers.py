@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from rcnn.engine.distributed import get_rank, get_world_size
+from rcnn.utils.comm import get_rank, get_world_size
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from rcnn.modeling import (
 from rcnn.ops.roi import RoIAlign, RoIPool
 
 from .generalized_rcnn import GeneralizedRCNN
-from .rcnn import RCNN, build_rcnn
+from .rcnn2014.model import RCNN, build_rcnn
 
 DETECTOR_TYPES = ("faster_rcnn", "fast_rcnn", "rcnn")
 POOLERS = ("roi_pool", "roi_align")
@@ -28,7 +28,7 @@ POOLERS = ("roi_pool", "roi_align")
 
 def build_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN | RCNN:
     """Faster R-CNN (``cfg.type == "faster_rcnn"``), Fast R-CNN (``"fast_rcnn"``) or R-CNN (``"rcnn"``,
-    :func:`rcnn.detectors.rcnn.build_rcnn`) for ``num_classes`` foreground classes."""
+    :func:`rcnn.detectors.rcnn2014.model.build_rcnn`) for ``num_classes`` foreground classes."""
     if cfg.type not in DETECTOR_TYPES:
         raise ValueError(f"unknown model.type {cfg.type!r}; build_detector makes one of {DETECTOR_TYPES}")
     if num_classes < 1:

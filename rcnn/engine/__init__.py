@@ -4,7 +4,7 @@
   SIGINT/SIGTERM checkpoints, AMP, DDP, periodic evaluation), ``TrainingInterrupted``.
 - :mod:`rcnn.engine.checkpoint`: ``Checkpointer`` (atomic ``.pth`` + ``last_checkpoint``),
   ``atomic_save``, ``load_checkpoint``, ``capture_rng_state`` / ``restore_rng_state``, ``seed_all``.
-- :mod:`rcnn.engine.distributed`: torchrun process group, ranks, collectives, ``select_device``,
+- :mod:`rcnn.utils.comm`: torchrun process group, ranks, collectives, ``select_device``,
   ``wrap_ddp``, ``move_to_device``.
 - :mod:`rcnn.engine.logging`: ``setup_logger``, ``MetricsWriter`` (``metrics.jsonl`` + TensorBoard).
 - :mod:`rcnn.engine.lr_scheduler`: warm-up + step / cosine / plateau schedules.

@@ -55,21 +55,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from rcnn.config_schema import ClassificationConfig
-from rcnn.engine.checkpoint import (
-    LAST_CHECKPOINT,
-    Checkpointer,
-    atomic_save,
-    atomic_write_text,
-    capture_rng_state,
-    restore_rng_state,
-    seed_all,
-)
-from rcnn.engine.classification import (
+from rcnn.engine.checkpoint import LAST_CHECKPOINT, Checkpointer
+from rcnn.utils.io import atomic_save, atomic_write_text
+from rcnn.utils.rng import capture_rng_state, restore_rng_state, seed_all
+from rcnn.tasks.classification import (
     build_classification_datasets,
     build_classification_loader,
     classifier_step,
 )
-from rcnn.engine.distributed import (
+from rcnn.utils.comm import (
     all_reduce_dict,
     get_rank,
     get_world_size,

@@ -41,9 +41,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from rcnn.engine import distributed as du
-from rcnn.engine.checkpoint import Checkpointer, capture_rng_state, restore_rng_state
-from rcnn.engine.distributed import move_to_device, resolve_amp_dtype
+from rcnn.utils import comm as du
+from rcnn.engine.checkpoint import Checkpointer
+from rcnn.utils.rng import capture_rng_state, restore_rng_state
+from rcnn.utils.comm import move_to_device, resolve_amp_dtype
 from rcnn.engine.logging import DEFAULT_LOGGERS, MetricsWriter, WindowedMeans, flatten_metrics
 from rcnn.engine.lr_scheduler import build_lr_scheduler, build_warmup_multistep_lr, current_lr
 from rcnn.engine.optim import build_sgd

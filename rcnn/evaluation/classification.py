@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rcnn.engine.distributed import all_reduce_dict
+from rcnn.utils.comm import all_reduce_dict
 
 
 def _topk_hits(scores: Tensor, targets: Tensor, ks: Sequence[int]) -> dict[int, int]:

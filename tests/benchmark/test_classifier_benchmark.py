@@ -1,4 +1,4 @@
-"""rcnn.benchmark.classifier: the quick section has its tables, one row per case, and numbers that parse
+"""tools.benchmarks.classifier: the quick section has its tables, one row per case, and numbers that parse
 (no assertion on speed)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
-from benchmark_tables import table_rows
+from helpers.benchmark_tables import table_rows
 
-from rcnn.benchmark import classifier
+from tools.benchmarks import classifier
 
 
 def _number(cell: str) -> float:
@@ -43,7 +43,7 @@ def test_run_section_quick(tiny_cases):
         assert _number(row[5]) > 0 and math.isfinite(_number(row[5]))  # images/s
         for cell in row[6:]:  # shares of time waiting for data, in percent
             assert 0 <= _number(cell) <= 100, row
-    assert "python -m rcnn.benchmark.classifier --quick --reps 2" in text
+    assert "python -m tools.benchmarks.classifier --quick --reps 2" in text
     assert "torch " + torch.__version__ in text and "cores" in text and "device cpu" in text
 
 

@@ -1,4 +1,4 @@
-"""rcnn.benchmark.efficiency: the quick section has the matmul peak row and one row per network, batch and
+"""tools.benchmarks.efficiency: the quick section has the matmul peak row and one row per network, batch and
 memory format, with fractions that parse (no assertion on speed)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
-from benchmark_tables import table_rows
+from helpers.benchmark_tables import table_rows
 
-from rcnn.benchmark import efficiency
+from tools.benchmarks import efficiency
 
 
 def test_run_section_quick(monkeypatch):
@@ -34,7 +34,7 @@ def test_run_section_quick(monkeypatch):
         for cell in row[5:]:  # ms, GMAC/s, fraction of the peak (wall, CPU time)
             value = float(cell.replace("**", ""))
             assert math.isfinite(value) and value > 0, row
-    assert "python -m rcnn.benchmark.efficiency --quick --reps 2" in text
+    assert "python -m tools.benchmarks.efficiency --quick --reps 2" in text
     assert "torch " + torch.__version__ in text and "cores" in text
 
 

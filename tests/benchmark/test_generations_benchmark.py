@@ -1,4 +1,4 @@
-"""rcnn.benchmark.generations: the quick section, run for real through ``tools/benchmark.py``, writes its
+"""tools.benchmarks.generations: the quick section, run for real through ``tools/benchmark.py``, writes its
 table between the section's markers with one row per generation and numbers that parse (AP in [0, 1],
 positive times; no assertion on accuracy or speed); every override it passes is a real config key."""
 
@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from benchmark_tables import table_rows
+from helpers.benchmark_tables import table_rows
 
-from rcnn.benchmark import generations
+from tools.benchmarks import generations
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
 
@@ -71,7 +71,7 @@ def test_one_row_per_generation_with_numbers(quick_run):
 
 def test_commands_and_machine_are_recorded(quick_run):
     text, work = quick_run["text"], quick_run["work"]
-    assert "`python -m rcnn.benchmark.generations --quick`" in text
+    assert "`python -m tools.benchmarks.generations --quick`" in text
     assert "cores" in text and "device cpu" in text
     commands = [line for line in text.splitlines() if line.startswith("python tools/")]
     tools = [line.split()[1] for line in commands]

@@ -1,12 +1,12 @@
-"""rcnn.benchmark.roi_kernels: the quick section has one row per case whose outputs (and gradients) agree
+"""tools.benchmarks.roi_kernels: the quick section has one row per case whose outputs (and gradients) agree
 with torchvision's and whose times parse (no assertion on speed); the section refuses a CUDA device."""
 
 from __future__ import annotations
 
 import pytest
-from benchmark_tables import table_rows
+from helpers.benchmark_tables import table_rows
 
-from rcnn.benchmark import roi_kernels
+from tools.benchmarks import roi_kernels
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_training_case_compares_gradients_too():
 
 
 def test_command_and_machine_are_recorded(section):
-    assert "`python -m rcnn.benchmark.roi_kernels --quick --reps 3`" in section
+    assert "`python -m tools.benchmarks.roi_kernels --quick --reps 3`" in section
     assert "cores" in section and "device cpu" in section
 
 

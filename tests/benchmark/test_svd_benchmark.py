@@ -1,4 +1,4 @@
-"""rcnn.benchmark.svd: the settings factor copies of one detector (the original untouched, the ranks and
+"""tools.benchmarks.svd: the settings factor copies of one detector (the original untouched, the ranks and
 multiply-adds as named), and the quick section, run for real through ``tools/benchmark.py`` (a tiny AlexNet
 Fast R-CNN trained from scratch), writes one row per setting with numbers that parse and agree with each
 other (no assertion on accuracy or speed)."""
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from benchmark_tables import table_rows
+from helpers.benchmark_tables import table_rows
 from torch import nn
 
 from backbones.base import BoxHead
-from rcnn.benchmark import svd
+from tools.benchmarks import svd
 from rcnn.modeling import svd as modeling_svd
 from rcnn.modeling.roi_heads import FastRCNNPredictor
 from rcnn.modeling.svd import TruncatedSVDLinear
@@ -127,7 +127,7 @@ def test_quick_section_has_one_row_per_setting(quick_section):
 
 
 def test_quick_section_records_commands_and_machine(quick_section):
-    assert "`python -m rcnn.benchmark.svd --quick`" in quick_section
+    assert "`python -m tools.benchmarks.svd --quick`" in quick_section
     assert "cores" in quick_section and "device cpu" in quick_section
     tools = [line.split()[1] for line in quick_section.splitlines() if line.startswith("python tools/")]
     assert tools == [

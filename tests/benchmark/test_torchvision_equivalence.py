@@ -1,4 +1,4 @@
-"""Our Faster R-CNN and torchvision's FasterRCNN built around it (rcnn.benchmark.torchvision_pair) give the
+"""Our Faster R-CNN and torchvision's FasterRCNN built around it (tools.benchmarks.torchvision_pair) give the
 same detections, box for box, on identical random weights; so does our model after
 ``optimize_for_inference`` (batch norm folded, channels-last), within float rounding."""
 
@@ -11,7 +11,7 @@ import torch
 from torchvision.models.detection import FasterRCNN
 from torchvision.ops import FrozenBatchNorm2d
 
-from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
+from tools.benchmarks.torchvision_pair import build_pair, torchvision_faster_rcnn
 from rcnn.config_schema import ModelConfig
 
 NUM_CLASSES = 5

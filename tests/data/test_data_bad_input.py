@@ -7,7 +7,7 @@ import logging
 import re
 
 import pytest
-from data_fixtures import make_coco
+from helpers.data_fixtures import make_coco
 
 from rcnn.data.coco import CocoDetection
 from rcnn.data.errors import DatasetError

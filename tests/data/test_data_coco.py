@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from data_fixtures import make_coco, snapshot
+from helpers.data_fixtures import make_coco, snapshot
 
 from rcnn.data.coco import CocoDetection
 from rcnn.data.collate import collate_detection

@@ -11,8 +11,8 @@ import torch
 
 from rcnn.config_schema import ModelConfig
 from rcnn.detectors.build import build_detector
-from rcnn.detectors.feature_cache import FeatureCache
-from rcnn.detectors.rcnn_train import extract_features
+from rcnn.detectors.rcnn2014.feature_cache import FeatureCache
+from rcnn.detectors.rcnn2014.train import extract_features
 
 PARAMS = {"backbone": "toy", "input_size": 32}
 

@@ -6,7 +6,7 @@ import torch
 
 from rcnn.config_schema import ModelConfig
 from rcnn.detectors.build import build_detector
-from rcnn.detectors.rcnn_finetune import FinetuneModel, label_windows, sample_windows
+from rcnn.detectors.rcnn2014.finetune import FinetuneModel, label_windows, sample_windows
 
 
 def lenet_rcnn(num_classes: int = 2):

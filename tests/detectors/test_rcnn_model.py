@@ -11,7 +11,7 @@ from torch import nn
 
 from rcnn.config_schema import ModelConfig
 from rcnn.detectors.build import build_detector
-from rcnn.detectors.rcnn import RCNN
+from rcnn.detectors.rcnn2014.model import RCNN
 
 
 def lenet_rcnn(num_classes: int = 3, **rcnn_options) -> RCNN:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from rcnn.detectors.svm import HardNegativeTrainer, hard_negatives, train_linear_svm, train_svms
+from rcnn.detectors.rcnn2014.svm import HardNegativeTrainer, hard_negatives, train_linear_svm, train_svms
 
 
 def toy(n_pos: int = 40, n_neg: int = 400, dim: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

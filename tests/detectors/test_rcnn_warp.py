@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rcnn.data.warp import context_boxes, context_scale, inner_region, warp_boxes
+from rcnn.detectors.rcnn2014.warp import context_boxes, context_scale, inner_region, warp_boxes
 
 
 def test_context_boxes_hand_case():

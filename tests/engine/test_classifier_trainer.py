@@ -13,8 +13,9 @@ import backbones
 from rcnn.config import load_config
 from rcnn.config_schema import ClassificationConfig
 from rcnn.data.synthetic import make_classification_dataset
-from rcnn.engine.checkpoint import Checkpointer, load_checkpoint
-from rcnn.engine.classification import classification_loss
+from rcnn.engine.checkpoint import Checkpointer
+from rcnn.utils.io import load_checkpoint
+from rcnn.tasks.classification import classification_loss
 from rcnn.engine.classifier_trainer import ClassifierTrainer
 from rcnn.engine.trainer import TrainingInterrupted
 

@@ -10,14 +10,9 @@ import pytest
 import torch
 
 from rcnn.engine import checkpoint as ckpt_mod
-from rcnn.engine.checkpoint import (
-    LAST_CHECKPOINT,
-    Checkpointer,
-    atomic_save,
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-)
+from rcnn.engine.checkpoint import LAST_CHECKPOINT, Checkpointer
+from rcnn.utils.io import atomic_save, load_checkpoint
+from rcnn.utils.rng import capture_rng_state, restore_rng_state
 
 
 def test_save_writes_file_then_pointer(tmp_path):

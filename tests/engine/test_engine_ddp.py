@@ -20,10 +20,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 SCRIPT = """
 import json, os, sys
-sys.path.insert(0, {here!r})
+sys.path.insert(0, os.path.dirname({here!r}))  # tests/: helpers
 import torch
-from engine_toy import ToyRegressor, toy_loader
-from rcnn.engine import distributed as du
+from helpers.engine_toy import ToyRegressor, toy_loader
+from rcnn.utils import comm as du
 from rcnn.engine.trainer import Trainer, TrainingInterrupted
 
 assert du.init_distributed("cpu")

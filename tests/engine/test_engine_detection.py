@@ -6,7 +6,7 @@ import torch
 
 from rcnn.config_schema import DetectionConfig
 from rcnn.detectors.build import build_detector
-from rcnn.engine.detection import load_detector
+from rcnn.tasks.detection import load_detector
 from rcnn.modeling.svd import TruncatedSVDLinear
 
 

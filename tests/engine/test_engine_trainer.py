@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 import torch
-from engine_toy import ToyRegressor, toy_loader
+from helpers.engine_toy import ToyRegressor, toy_loader
 
 from rcnn.engine.checkpoint import LAST_CHECKPOINT, Checkpointer
 from rcnn.engine.logging import read_metrics
@@ -129,9 +129,9 @@ def test_sigterm_to_a_training_process(tmp_path):
         textwrap.dedent(
             f"""
             import sys
-            sys.path.insert(0, {HERE!r})
+            sys.path.insert(0, {os.path.dirname(HERE)!r})
             import torch
-            from engine_toy import ToyRegressor, toy_loader
+            from helpers.engine_toy import ToyRegressor, toy_loader
             from rcnn.engine.trainer import Trainer, TrainingInterrupted
 
             torch.manual_seed(0)
@@ -208,7 +208,7 @@ def test_periodic_checkpoints_eval_and_metrics(tmp_path):
 
 def test_amp_bf16_on_cpu_and_from_config(tmp_path, monkeypatch):
     from rcnn.config_schema import SolverConfig
-    from rcnn.engine import distributed
+    from rcnn.utils import comm as distributed
 
     monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: True)  # whatever this machine's CPU has
     torch.manual_seed(0)
@@ -234,7 +234,7 @@ def test_amp_bf16_on_cpu_and_from_config(tmp_path, monkeypatch):
 
 
 def test_amp_falls_back_to_fp32_on_a_cpu_without_bf16(monkeypatch):
-    from rcnn.engine import distributed
+    from rcnn.utils import comm as distributed
 
     monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: False)
     cpu = torch.device("cpu")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from rcnn.engine import distributed as du
+from rcnn.utils import comm as du
 from rcnn.engine.logging import MetricsWriter, read_metrics, setup_logger
 from rcnn.engine.optim import build_sgd
 
@@ -115,7 +115,7 @@ def test_seed_all_makes_every_generator_repeat():
 
     import numpy as np
 
-    from rcnn.engine.checkpoint import seed_all
+    from rcnn.utils.rng import seed_all
 
     seed_all(5)
     first = (random.random(), float(np.random.rand()), torch.rand(2))

@@ -13,7 +13,7 @@ from rcnn.ops import (
     clip_boxes_to_image,
     remove_small_boxes,
 )
-from rcnn.ops._reference import iou_pair
+from helpers.reference_ops import iou_pair
 
 
 def random_boxes(n: int, seed: int = 0, size: float = 100.0) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from rcnn.ops import batched_nms, nms
-from rcnn.ops._reference import batched_nms_reference, nms_reference
+from helpers.reference_ops import batched_nms_reference, nms_reference
 
 
 def random_detections(n: int, seed: int, size: float = 200.0, max_wh: float = 60.0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rcnn.ops import batched_soft_nms, nms, soft_nms
-from rcnn.ops._reference import soft_nms_reference
+from helpers.reference_ops import soft_nms_reference
 
 
 def clustered_detections(n: int, seed: int, clusters: int = 12):

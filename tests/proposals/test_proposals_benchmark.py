@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rcnn.benchmark.composites import load_photo, make_composite, make_composites
-from rcnn.benchmark.selective_search import main, run, to_markdown
+from tools.benchmarks.composites import load_photo, make_composite, make_composites
+from tools.benchmarks.selective_search import main, run, to_markdown
 
 
 def test_composite_boxes_are_tight_around_changed_pixels_and_do_not_overlap():
@@ -36,9 +36,9 @@ def test_composites_are_deterministic():
 
 def test_run_reports_speed_and_quality(monkeypatch, capsys, tmp_path):
     small = np.ascontiguousarray(load_photo("chelsea")[::3, ::3])
-    monkeypatch.setattr("rcnn.benchmark.selective_search.load_photo", lambda name: small)
+    monkeypatch.setattr("tools.benchmarks.selective_search.load_photo", lambda name: small)
     monkeypatch.setattr(
-        "rcnn.benchmark.composites.load_photo", lambda name: np.ascontiguousarray(load_photo(name)[::3, ::3])
+        "tools.benchmarks.composites.load_photo", lambda name: np.ascontiguousarray(load_photo(name)[::3, ::3])
     )
     result = run(
         "single",
@@ -58,7 +58,7 @@ def test_run_reports_speed_and_quality(monkeypatch, capsys, tmp_path):
     text = to_markdown(result)
     assert "| chelsea 100x151 |" in text and "| rcnn k50 | all |" in text
 
-    monkeypatch.setattr("rcnn.benchmark.selective_search.run", lambda *a, **k: result)
+    monkeypatch.setattr("tools.benchmarks.selective_search.run", lambda *a, **k: result)
     out = tmp_path / "table.md"
     assert main(["--mode", "single", "--markdown", str(out)]) == 0
     assert out.read_text() == text

@@ -59,7 +59,7 @@ def test_cuda_without_cuda_is_an_error(tool, monkeypatch, tmp_path, capsys):
 
 
 def test_ops_section_runs_for_real(tool, monkeypatch, tmp_path):
-    from rcnn.benchmark import ops
+    from tools.benchmarks import ops
 
     monkeypatch.setattr(ops, "QUICK_CASES", ops.QUICK_CASES[:2])  # nms and batched_nms: a second or two
     out = tmp_path / "bench.md"
@@ -70,7 +70,7 @@ def test_ops_section_runs_for_real(tool, monkeypatch, tmp_path):
 
 
 def test_proposal_cache_section_measures_every_worker_count(monkeypatch):
-    from rcnn.benchmark import proposal_cache
+    from tools.benchmarks import proposal_cache
 
     monkeypatch.setattr(proposal_cache, "default_workers", lambda: 2)
     monkeypatch.setitem(proposal_cache.QUICK, "images", 2)

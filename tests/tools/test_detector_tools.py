@@ -13,7 +13,7 @@ import torch
 from rcnn.config import load_config
 from rcnn.config_schema import DetectionConfig
 from rcnn.data.synthetic import make_detection_dataset
-from rcnn.engine.detection import load_detector
+from rcnn.tasks.detection import load_detector
 from rcnn.engine.logging import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

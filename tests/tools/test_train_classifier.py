@@ -15,7 +15,8 @@ import backbones
 from rcnn.config import load_config
 from rcnn.config_schema import ClassificationConfig
 from rcnn.data.synthetic import make_classification_dataset
-from rcnn.engine.checkpoint import Checkpointer, load_checkpoint
+from rcnn.engine.checkpoint import Checkpointer
+from rcnn.utils.io import load_checkpoint
 from rcnn.engine.logging import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

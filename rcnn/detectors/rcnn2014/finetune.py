@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rcnn.detectors.rcnn import RCNN
+from rcnn.detectors.rcnn2014.model import RCNN
 from rcnn.ops.boxes import box_iou
 from rcnn.structures import Target
 

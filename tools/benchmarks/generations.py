@@ -16,8 +16,8 @@ from the repository root, with every output in a work folder:
    configs/<generation>/synthetic_resnet18.yaml model.backbone.weights=...``), which evaluates COCO AP on
    the val split at the end (pycocotools; ``metrics.json``);
 5. test-time speed, in this process: every val image (batch 1, the test transform, already decoded) through
-   each trained detector (:func:`rcnn.engine.detection.load_detector` on the run's saved ``config.yaml``,
-   the call :func:`rcnn.engine.detection.run_inference` makes), and selective search on the image file
+   each trained detector (:func:`rcnn.tasks.detection.load_detector` on the run's saved ``config.yaml``,
+   the call :func:`rcnn.tasks.detection.run_inference` makes), and selective search on the image file
    (:func:`rcnn.proposals.compute.search_image`, what the proposal workers run), after a warm-up, the four
    runs alternating image by image (order flipped every image). Seconds per image are medians over the
    val images; a detector on selective search proposals is charged the search of each image as well.
@@ -27,7 +27,7 @@ COCO evaluation included; for R-CNN all its stages: fine-tuning, feature cache, 
 train split's selective search, which R-CNN and Fast R-CNN need first, is its own column (the wall clock
 of that command, with ``proposals.workers`` processes: one per core).
 
-    python -m rcnn.benchmark.generations [--quick] [--data DIR] [--classifier PATH] [--work-dir DIR]
+    python -m tools.benchmarks.generations [--quick] [--data DIR] [--classifier PATH] [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, sync
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, sync
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSIFIER_CONFIG = "configs/classification/synthetic_resnet18.yaml"
@@ -184,7 +184,7 @@ def measure_test_time(runs: dict[str, str], proposals_config: list[str], device:
     from rcnn.config import load_config
     from rcnn.config_schema import DetectionConfig
     from rcnn.data.coco import CocoDetection
-    from rcnn.engine.detection import build_detection_dataset, load_detector
+    from rcnn.tasks.detection import build_detection_dataset, load_detector
     from rcnn.proposals.compute import search_image, search_params
 
     dev = torch.device(device)
@@ -391,7 +391,7 @@ def _markdown(
     else:
         backbone = "Backbones: " + "; ".join(f"{', '.join(n)} {b}" for b, n in backbones.items())
     command = command_line(
-        "rcnn.benchmark.generations", device=device, quick=quick, threads=threads, reps=reps
+        "tools.benchmarks.generations", device=device, quick=quick, threads=threads, reps=reps
     )
     if data_given:
         command += " --data DATA"

@@ -32,7 +32,7 @@ def sync(device: str) -> None:
 
 
 def section_main(doc: str, run_section: Callable[..., str], argv: list[str] | None, quick_help: str) -> None:
-    """``python -m rcnn.benchmark.<section> [--quick] [--device D] [--threads N] [--reps R]``: print the
+    """``python -m tools.benchmarks.<section> [--quick] [--device D] [--threads N] [--reps R]``: print the
     markdown of ``run_section``. ``doc``: the module docstring (its first paragraph is the description)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)

@@ -7,7 +7,7 @@
 * "ours": :func:`backbones.build_classifier` and one iteration exactly as
   :meth:`rcnn.engine.classifier_trainer.ClassifierTrainer.train_one_epoch` does it (:func:`make_our_step`
   repeats its loop body, which is not a callable of its own): the batch moved to the device, autocast
-  (off: ``solver.amp`` defaults to false), :func:`~rcnn.engine.classification.classification_loss`, the
+  (off: ``solver.amp`` defaults to false), :func:`~rcnn.tasks.classification.classification_loss`, the
   loss read back and checked to be finite, ``zero_grad(set_to_none=True)``, backward and step through the
   trainer's ``GradScaler`` (disabled without fp16), the optimizer of :func:`rcnn.engine.optim.build_sgd`,
   the per-iteration lr-scheduler step and the running loss / top-1 sums. The trainer keeps the default
@@ -19,7 +19,7 @@
 Both start from the same weights (ours loads the torchvision model's state_dict: the layouts match) and
 train on the same random batch (normalised-like ``randn`` images, random labels), with the same lr, momentum
 and weight decay. Timings alternate the two repetition by repetition (the order flips every repetition)
-after warm-up (:func:`rcnn.benchmark.detector.time_interleaved`) and report medians.
+after warm-up (:func:`tools.benchmarks.detector.time_interleaved`) and report medians.
 
 **Waiting for data**: the real :class:`~rcnn.engine.classifier_trainer.ClassifierTrainer` trains one epoch
 (:meth:`~rcnn.engine.classifier_trainer.ClassifierTrainer.train_one_epoch`) of a few iterations on a small
@@ -30,7 +30,7 @@ thin wrapper around the trainer's loader also times each wait, so the share is g
 first batch, whose wait includes starting the worker processes (paid once per epoch; negligible over an
 ImageNet epoch of thousands of iterations, but not over a few).
 
-    python -m rcnn.benchmark.classifier [--quick] [--device cuda] [--threads 1] [--reps N]
+    python -m tools.benchmarks.classifier [--quick] [--device cuda] [--threads 1] [--reps N]
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
-from rcnn.benchmark.detector import time_interleaved
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
+from tools.benchmarks.detector import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
 NUM_CLASSES = 1000
@@ -106,11 +106,11 @@ def our_solver(lr: float = PLAIN_LR):
 
 def make_our_step(model: nn.Module, images: Tensor, targets: Tensor, solver=None) -> Callable[[], None]:
     """One training iteration of ``model`` as ``ClassifierTrainer.train_one_epoch`` does it (the same
-    :func:`rcnn.engine.classification.classifier_step`, then the lr schedule and the running sums), with
+    :func:`rcnn.tasks.classification.classifier_step`, then the lr schedule and the running sums), with
     the optimizer, scheduler, loss and scaler the trainer builds from ``solver`` (default
     :func:`our_solver`)."""
-    from rcnn.engine.classification import classifier_step
-    from rcnn.engine.distributed import resolve_amp_dtype
+    from rcnn.tasks.classification import classifier_step
+    from rcnn.utils.comm import resolve_amp_dtype
     from rcnn.engine.lr_scheduler import build_lr_scheduler, current_lr
     from rcnn.engine.optim import build_sgd
 
@@ -344,7 +344,7 @@ def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, qui
     ]
     lines += markdown_table(data_header, data_rows)
     command = command_line(
-        "rcnn.benchmark.classifier", device=device, quick=quick, threads=threads, reps=asked_reps
+        "tools.benchmarks.classifier", device=device, quick=quick, threads=threads, reps=asked_reps
     )
     lines += measured_on(device, threads, command)
     lines += [

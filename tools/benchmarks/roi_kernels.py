@@ -13,9 +13,9 @@ Cases: the quick start's map (ResNet-18/16 at stride 8 of a 256x256 image: (2, 6
 image in training, 100 at test) and ResNet-50 C4's (stride 16 of 600x1000: (1 or 2, 1024, 38, 63), 128
 RoIs per image in training, 300 at test), 14x14 bins, ``sampling_ratio`` 2. Each row checks that the
 outputs (and the map's gradients) agree. Timings alternate the two repetition by repetition with
-:func:`rcnn.benchmark.detector.time_interleaved` and report medians.
+:func:`tools.benchmarks.detector.time_interleaved` and report medians.
 
-    python -m rcnn.benchmark.roi_kernels [--quick] [--threads 1] [--reps 15]
+    python -m tools.benchmarks.roi_kernels [--quick] [--threads 1] [--reps 15]
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 import torchvision
 from torch import Tensor
 
-from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
-from rcnn.benchmark.detector import time_interleaved
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
+from tools.benchmarks.detector import time_interleaved
 from rcnn.ops import RoIAlign
 
 OUTPUT_SIZE = (14, 14)
@@ -144,7 +144,7 @@ def run_section(
                 ]
             )
     command = command_line(
-        "rcnn.benchmark.roi_kernels", device=device, quick=quick, threads=threads, reps=reps
+        "tools.benchmarks.roi_kernels", device=device, quick=quick, threads=threads, reps=reps
     )
     lines = [
         "## RoIAlign CPU kernels: ours vs torchvision",

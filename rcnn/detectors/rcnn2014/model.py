@@ -1,10 +1,10 @@
 """R-CNN (Girshick, Donahue, Darrell, Malik, "Rich feature hierarchies for accurate object detection and
 semantic segmentation", CVPR 2014): the detector at test time.
 
-Each region proposal is warped with context to a fixed-size crop (:mod:`rcnn.data.warp`) and run through
+Each region proposal is warped with context to a fixed-size crop (:mod:`rcnn.detectors.rcnn2014.warp`) and run through
 the CNN on its own; its features are scored by one linear SVM per class, each class's box is refined by
 that class's ridge regressor on pool5 features (appendix C), and each class goes through greedy NMS
-(IoU 0.3). Training is a pipeline of stages, :mod:`rcnn.detectors.rcnn_train`.
+(IoU 0.3). Training is a pipeline of stages, :mod:`rcnn.detectors.rcnn2014.train`.
 
 Shape shorthand:
     N: images; P: proposals of one image; K: foreground classes; S: warped size; C: trunk channels;
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from backbones.base import Backbone, BoxHead
-from rcnn.data.warp import warp_boxes
+from rcnn.detectors.rcnn2014.warp import warp_boxes
 from rcnn.modeling.box_coder import BoxCoder
 from rcnn.ops.boxes import batched_nms, clip_boxes_to_image
 from rcnn.structures import Detections, Target, check_boxes, check_image
@@ -35,7 +35,7 @@ FEATURES = ("fc7", "pool5")
 
 class RCNNHeads(nn.Module):
     """The per-region scorers of R-CNN: K linear SVMs on the D-dim features and K ridge box regressors on
-    the Dp-dim pool5 features. Everything is a buffer, set by training (:mod:`rcnn.detectors.rcnn_train`).
+    the Dp-dim pool5 features. Everything is a buffer, set by training (:mod:`rcnn.detectors.rcnn2014.train`).
 
     Buffers: ``svm_weight (K, D)``, ``svm_bias (K,)``, ``feature_scale ()`` (features are multiplied by it
     before scoring: mean norm 20 on the training set), ``bbox_beta (K, Dp + 1, 4)`` (last row: bias),
@@ -173,7 +173,7 @@ class RCNN(nn.Module):
         if self.training:
             raise RuntimeError(
                 "R-CNN is trained in stages (fine-tuning, feature extraction, SVMs, box regression) by "
-                "rcnn.detectors.rcnn_train, not through model(images, targets); call model.eval() to detect"
+                "rcnn.detectors.rcnn2014.train, not through model(images, targets); call model.eval() to detect"
             )
         if proposals is None and targets is not None and all("proposals" in t for t in targets):
             proposals = [t["proposals"] for t in targets]

@@ -1,17 +1,17 @@
 """Training R-CNN (Girshick et al., 2014): a pipeline of stages, each resumable.
 
-1. **Fine-tune** the network on warped proposals (:mod:`rcnn.detectors.rcnn_finetune`) with the
+1. **Fine-tune** the network on warped proposals (:mod:`rcnn.detectors.rcnn2014.finetune`) with the
    iteration-based :class:`rcnn.engine.trainer.Trainer` and ``solver.*`` (checkpoints in
    ``output.dir/finetune``; ``--resume`` continues an interrupted run; a finished one,
    ``finetune/model_final.pth``, is reused).
 2. **Extract** pool5 features of every proposal and ground-truth box of every training image into a
-   :class:`rcnn.detectors.feature_cache.FeatureCache` (``model.rcnn.cache_dir``, default
+   :class:`rcnn.detectors.rcnn2014.feature_cache.FeatureCache` (``model.rcnn.cache_dir``, default
    ``output.dir/features``). An interrupted extraction continues from the last complete chunk. As in the
    original code only pool5 is cached; fc7 is computed from it by the box head when the SVMs read it.
 3. **Scale**: the mean L2 norm of the SVM features (and of pool5) on the first chunks sets a factor making
    it ``feature_norm`` (20, the original code's ``feat_norm_mean`` rule).
-4. **SVMs**, one per class, with hard-negative mining streaming the chunks (:mod:`rcnn.detectors.svm`).
-5. **Box regression** on pool5 (:mod:`rcnn.detectors.bbox_regressor`).
+4. **SVMs**, one per class, with hard-negative mining streaming the chunks (:mod:`rcnn.detectors.rcnn2014.svm`).
+5. **Box regression** on pool5 (:mod:`rcnn.detectors.rcnn2014.bbox_regressor`).
 6. Save ``output.dir/model_final.pth`` (the whole :class:`RCNN` state and the class metadata, loadable by
    ``tools/evaluate.py --config --checkpoint``) and COCO-evaluate on the val split (``metrics.json``).
 
@@ -31,11 +31,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from rcnn.config_schema import DetectionConfig
-from rcnn.detectors.bbox_regressor import fit_box_regressor
-from rcnn.detectors.feature_cache import FeatureCache
-from rcnn.detectors.rcnn import RCNN
-from rcnn.detectors.rcnn_finetune import FinetuneModel
-from rcnn.detectors.svm import train_svms
+from rcnn.detectors.rcnn2014.bbox_regressor import fit_box_regressor
+from rcnn.detectors.rcnn2014.feature_cache import FeatureCache
+from rcnn.detectors.rcnn2014.model import RCNN
+from rcnn.detectors.rcnn2014.finetune import FinetuneModel
+from rcnn.detectors.rcnn2014.svm import train_svms
 from rcnn.ops.boxes import box_iou
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ def finetune(
     cfg: DetectionConfig, model: RCNN, train_set, out_dir: str, *, resume: str | None, progress: bool
 ) -> None:
     """Fine-tune ``model``'s network in place (stage 1); a finished run in ``out_dir`` is loaded instead."""
-    from rcnn.engine.checkpoint import load_checkpoint
-    from rcnn.engine.detection import build_detection_train_loader
+    from rcnn.utils.io import load_checkpoint
+    from rcnn.tasks.detection import build_detection_train_loader
     from rcnn.engine.trainer import Trainer
 
     r = cfg.model.rcnn
@@ -81,7 +81,7 @@ def image_rows(
     model: RCNN, image: Tensor, target: dict[str, Any], num_classes: int, dtype: torch.dtype
 ) -> dict[str, Tensor]:
     """The cache rows of one image: its gt boxes then its proposals (R = G + P), see
-    :mod:`rcnn.detectors.feature_cache` for the fields."""
+    :mod:`rcnn.detectors.rcnn2014.feature_cache` for the fields."""
     device = model.pixel_mean.device
     proposals = target["proposals"].float()
     if model.max_proposals > 0:
@@ -296,9 +296,9 @@ def main_for_config(cfg: DetectionConfig, *, resume: str | None = None, progress
     from rcnn.config import ConfigError, save_config
     from rcnn.data.errors import DatasetError
     from rcnn.detectors.build import build_detector
-    from rcnn.engine.checkpoint import atomic_save
-    from rcnn.engine.detection import build_detection_dataset, detector_metadata, evaluate_detector
-    from rcnn.engine.distributed import select_device
+    from rcnn.utils.io import atomic_save
+    from rcnn.tasks.detection import build_detection_dataset, detector_metadata, evaluate_detector
+    from rcnn.utils.comm import select_device
     from rcnn.engine.logging import setup_logger
     from rcnn.engine.trainer import TrainingInterrupted
     from rcnn.evaluation.coco import format_table

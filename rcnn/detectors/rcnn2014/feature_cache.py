@@ -19,7 +19,7 @@ extracted again. An indexed chunk whose file is missing or has the wrong size is
 extracted again). Opening with different ``params`` is an error naming the differing keys: delete the
 directory or choose another one.
 
-Fields written by :func:`rcnn.detectors.rcnn_train.extract_features` (R rows):
+Fields written by :func:`rcnn.detectors.rcnn2014.train.extract_features` (R rows):
 ``features (R, Dp)`` (float16 or float32), ``boxes (R, 4)``, ``image_ids (R,)``, ``is_gt (R,)``,
 ``ious (R, K)`` (IoU with the closest instance of each class), ``gt_boxes (R, 4)`` / ``gt_labels (R,)`` /
 ``max_iou (R,)`` (the best-overlapping ground-truth box of any class, label 0 when the image has none).
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rcnn.engine.checkpoint import atomic_save, atomic_write_text
+from rcnn.utils.io import atomic_save, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

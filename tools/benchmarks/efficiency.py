@@ -13,11 +13,11 @@ channels-last memory format, as a fraction of the peak measured in the same run.
 * **Time**: median wall time of the forward pass of the whole batch.
 
 The matmul and every network / batch / memory-format case are timed in one
-:func:`rcnn.benchmark.detector.time_interleaved` call: one repetition runs each of them once, in an order
+:func:`tools.benchmarks.detector.time_interleaved` call: one repetition runs each of them once, in an order
 flipped every repetition, so that other load on the machine spreads over all of them alike. Weights are
 random (seeded); inputs random.
 
-    python -m rcnn.benchmark.efficiency [--quick] [--device cuda] [--threads 1] [--reps N]
+    python -m tools.benchmarks.efficiency [--quick] [--device cuda] [--threads 1] [--reps N]
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, section_main
-from rcnn.benchmark.detector import time_interleaved
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
+from tools.benchmarks.detector import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
 TARGET = 0.5  # fraction of the matmul peak the issue asks of VGG-16 and ResNet-50
@@ -142,7 +142,7 @@ def run_section(
             ]
         )
     command = command_line(
-        "rcnn.benchmark.efficiency", device=device, quick=quick, threads=threads, reps=asked_reps
+        "tools.benchmarks.efficiency", device=device, quick=quick, threads=threads, reps=asked_reps
     )
     return _markdown(rows, n=n, device=device, threads=threads, reps=reps, warmup=warmup, command=command)
 

@@ -3,7 +3,7 @@
 Speed: seconds per image and box counts on scikit-image's bundled photos (astronaut, coffee, chelsea,
 rocket), single thread. Quality: recall at IoU 0.5 / 0.7 and MABO on two annotated sets: *composites*, the
 same photos with flat-coloured, textured and photo-patch shapes pasted at known places (see
-:mod:`rcnn.benchmark.composites`), and the project's *synthetic* detection set
+:mod:`tools.benchmarks.composites`), and the project's *synthetic* detection set
 (:func:`rcnn.data.synthetic.make_detection_dataset`, validation split, occluded shapes over textures).
 
 OpenCV-contrib is never imported here: with ``--opencv-python PATH`` (the python of a separate virtual
@@ -13,7 +13,7 @@ the same images as ``.npy`` files and returns boxes as ``.npy``. The two sides a
 by image (the order flips every repeat), and the per-image median over the repeats is reported, so load
 from other processes hits both alike.
 
-    python -m rcnn.benchmark.selective_search --mode fast --repeats 3 --opencv-python /path/to/venv/bin/python
+    python -m tools.benchmarks.selective_search --mode fast --repeats 3 --opencv-python /path/to/venv/bin/python
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rcnn.benchmark.composites import load_photo, make_composites
+from tools.benchmarks.composites import load_photo, make_composites
 from rcnn.proposals.recall import mabo, proposal_recall
 from rcnn.proposals.selective_search import selective_search
 

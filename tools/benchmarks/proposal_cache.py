@@ -6,7 +6,7 @@ The same split is cached once per worker count (the counts alternate over the re
 the median over repetitions of images / wall-clock seconds of the whole call, reading the PNGs and writing
 the ``.npy`` files included.
 
-    python -m rcnn.benchmark.proposal_cache [--quick]
+    python -m tools.benchmarks.proposal_cache [--quick]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run_section(*, quick: bool = False) -> str:
     lines = [
         "### Proposal cache throughput",
         "",
-        f"`python -m rcnn.benchmark.proposal_cache{' --quick' if quick else ''}`: selective search (`fast`) "
+        f"`python -m tools.benchmarks.proposal_cache{' --quick' if quick else ''}`: selective search (`fast`) "
         f"over {case['images']} synthetic {case['size']}x{case['size']} images into a fresh cache, "
         f"median of {case['reps']} run(s) per worker count.",
         "",

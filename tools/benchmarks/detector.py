@@ -8,7 +8,7 @@ at batch 1 and 4, training iterations/s and peak memory at batch 2, for
 * 256x256 images: ``configs/faster_rcnn/synthetic_resnet18.yaml`` (the quickstart's ResNet-18 of width 16,
   RoIAlign 14x14, 100 proposals, 9 classes).
 
-The torchvision model is :func:`rcnn.benchmark.torchvision_pair.torchvision_faster_rcnn` of ours: the same
+The torchvision model is :func:`tools.benchmarks.torchvision_pair.torchvision_faster_rcnn` of ours: the same
 trunk and region head modules, copies of the RPN head and predictor, our anchors and pooler, no resizing.
 Both configs run with ``model.rpn.min_size=0`` so that the two compute the same detections (difference 1 of
 that module). Weights are random (seeded); the RPN's objectness and the class scores are scaled so that
@@ -26,7 +26,7 @@ measured in a fresh process per model and case after one untimed call (the peak 
 runs, ``VmHWM`` reset just before them, minus the resident set before them); on CUDA it is
 ``torch.cuda.max_memory_allocated``.
 
-    python -m rcnn.benchmark.detector [--quick] [--device cuda] [--threads 1]
+    python -m tools.benchmarks.detector [--quick] [--device cuda] [--threads 1]
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, sync
-from rcnn.benchmark.torchvision_pair import build_pair, torchvision_faster_rcnn
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, sync
+from tools.benchmarks.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "faster_rcnn"
 MODELS = ("torchvision", "ours", "ours_optimized")
@@ -190,7 +190,7 @@ def training_amp_dtype(model_name: str, device: str) -> torch.dtype | None:
         return None
     import warnings
 
-    from rcnn.engine.distributed import resolve_amp_dtype
+    from rcnn.utils.comm import resolve_amp_dtype
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the table says which dtype ran
@@ -263,7 +263,7 @@ def peak_memory_mb(spec: dict, device: str) -> float:
         return _measure_peak(spec)
     env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]), MKL_NUM_THREADS=str(spec["threads"]))
     out = subprocess.run(
-        [sys.executable, "-m", "rcnn.benchmark.detector", "--peak-child", json.dumps(spec)],
+        [sys.executable, "-m", "tools.benchmarks.detector", "--peak-child", json.dumps(spec)],
         capture_output=True,
         text=True,
         env=env,
@@ -428,7 +428,7 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds
         "ratio optimized / tv (CPU time)", "peak MB tv", "peak MB ours", "peak MB optimized", "unit",
     ]  # fmt: skip
     lines = ["## Detector: ours vs torchvision FasterRCNN", ""] + markdown_table(header, rows)
-    command = command_line("rcnn.benchmark.detector", device=device, quick=quick, threads=threads, reps=None)
+    command = command_line("tools.benchmarks.detector", device=device, quick=quick, threads=threads, reps=None)
     lines += measured_on(device, threads, command)
     lines += [
         "- Throughputs are medians of "
@@ -443,7 +443,7 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds
         "faster), and in parentheses the same ratio of process CPU time, which other processes' load "
         "disturbs less.",
         "- torchvision: `torchvision.models.detection.FasterRCNN` built by "
-        "`rcnn.benchmark.torchvision_pair` around our model (same trunk and region head modules, copied "
+        "`tools.benchmarks.torchvision_pair` around our model (same trunk and region head modules, copied "
         "RPN head and predictor, same anchors, top-n, thresholds and pooler settings with torchvision's "
         "own RoI op, no resizing); "
         "`model.rpn.min_size=0` on both. Random seeded weights, objectness and class scores rescaled "

@@ -20,7 +20,7 @@ the image's cached proposals prepared beforehand), the settings alternating imag
 every image) after a warm-up: the whole detector call, and within it the region head (fc6-fc7, through
 forward hooks).
 
-    python -m rcnn.benchmark.svd [--quick] [--run DIR] [--data DIR] [--work-dir DIR]
+    python -m tools.benchmarks.svd [--quick] [--run DIR] [--data DIR] [--work-dir DIR]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import time
 import torch
 from torch import nn
 
-from rcnn.benchmark.common import command_line, markdown_table, measured_on, measuring, sync
-from rcnn.benchmark.generations import (
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, sync
+from tools.benchmarks.generations import (
     Steps,
     check_fresh_work_folder,
     check_overrides,
@@ -127,7 +127,7 @@ def measure(run: str, device: str, reps: int, *, progress: bool = True) -> dict:
     (seconds per image as lists aligned image by image)."""
     from rcnn.config import load_config
     from rcnn.config_schema import DetectionConfig
-    from rcnn.engine.detection import build_detection_dataset, evaluate_detector, load_detector
+    from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
 
     dev = torch.device(device)
     cfg = load_config(os.path.join(run, "config.yaml"), DetectionConfig)
@@ -288,7 +288,7 @@ def to_markdown(result: dict, steps: Steps, *, device, quick, threads, reps, giv
                 f"**{base_det / det:.2f}x**" if det > 0 else "-",
             ]
         )
-    command = command_line("rcnn.benchmark.svd", device=device, quick=quick, threads=threads, reps=reps)
+    command = command_line("tools.benchmarks.svd", device=device, quick=quick, threads=threads, reps=reps)
     if given_run:
         command += " --run RUN"
     lines = [

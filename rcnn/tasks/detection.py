@@ -187,7 +187,7 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
     truncated SVD (Fast R-CNN, Sec. 3.1: :func:`rcnn.modeling.svd.compress_box_head`).
     """
     from rcnn.detectors.build import build_detector
-    from rcnn.engine.checkpoint import load_checkpoint
+    from rcnn.utils.io import load_checkpoint
 
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
