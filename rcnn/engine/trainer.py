@@ -13,9 +13,10 @@
 ``model(images, targets)`` must return a dict of scalar loss tensors; their sum is minimised. Each
 iteration: move the batch to the device, forward under autocast (when ``amp``), reduce the losses across
 processes (for logging, the NaN check and to agree on stopping), backward, optional gradient clipping,
-optimizer and scheduler step. Every ``log_period`` iterations the window averages go to
-``metrics.jsonl`` / TensorBoard (rank 0); every ``checkpoint_period`` iterations and at the end a
-checkpoint is written atomically and ``last_checkpoint`` updated.
+optimizer and scheduler step, then the hooks (:mod:`rcnn.engine.hooks`) and callbacks. Every
+``log_period`` iterations the window averages go to ``metrics.jsonl`` / TensorBoard (rank 0); every
+``checkpoint_period`` iterations and at the end a checkpoint is written atomically and
+``last_checkpoint`` updated. Classifiers train through the same loop (:mod:`rcnn.tasks.classifier_run`).
 
 Exact resume: the checkpoint holds the model, optimizer, scheduler, GradScaler, iteration, the data
 stream position (``sampler.state_after(batches used)``) and the RNG states of every rank, restored right
@@ -54,8 +55,6 @@ logger = logging.getLogger(__name__)
 
 Callback = Callable[["Trainer"], None]
 CheckpointName = Callable[[int, str], "str | None"]
-
-__all__ = ["Trainer", "TrainingInterrupted"]
 
 
 class Trainer:
@@ -143,9 +142,7 @@ class Trainer:
         self.checkpoint_fields = checkpoint_fields
         self.checkpoint_name = checkpoint_name
         self.write_metrics = write_metrics
-        self.progress = progress
-        self.tensorboard = tensorboard
-        self.handle_signals = handle_signals
+        self.progress, self.tensorboard, self.handle_signals = progress, tensorboard, handle_signals
         self.checkpointer = Checkpointer(self.output_dir, enabled=self.is_main)
 
         self.iter = 0  # completed iterations
@@ -260,8 +257,6 @@ class Trainer:
         self.last_checkpoint, self._saved_at = path, self.iter
         logger.info("resumed from %s at iteration %d", path, self.iter)
         return self.iter
-
-    # ------------------------------------------------------------------------------------ signals
 
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Finish the current iteration, save a checkpoint and raise :class:`TrainingInterrupted`."""

@@ -127,3 +127,25 @@ def test_sigint_saves_checkpoint_and_resume_reruns_the_epoch(data_root, tmp_path
     assert resumed.resume("latest") == 0
     for key, value in resumed.model.state_dict().items():
         assert torch.equal(value, state["model"][key])
+
+
+def test_plateau_schedule_warms_up_per_iteration_then_steps_once_per_epoch(data_root, tmp_path):
+    cfg = tiny_config(
+        data_root,
+        str(tmp_path),
+        "solver.batch_size=4",
+        "solver.lr_schedule=plateau",
+        "solver.warmup_epochs=1",
+        "solver.plateau_patience=0",
+    )
+    run = ClassifierRun(cfg, torch.device("cpu"), progress=False)
+    n = run.iters_per_epoch
+    lrs = []
+    run.trainer.callbacks.append(lambda trainer: lrs.append(trainer.lr))
+    result = run.train()
+    assert result.epoch == 2 and len(lrs) == 2 * n
+    assert lrs[:n] == sorted(lrs[:n]) and lrs[0] < 0.05 * 0.01  # linear warm-up from 0.001x
+    assert lrs[n] == pytest.approx(0.05)  # warm-up over after the first epoch
+    # Warm-up: one step per iteration of epoch 1; then one plateau step at the end of each epoch.
+    assert run.trainer.scheduler.last_epoch == n + 2
+    assert [h["epoch"] for h in result.history] == [1, 2]
