@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from rcnn.config import ConfigError, load_config, save_config
     from rcnn.config_schema import ClassificationConfig
-    from rcnn.engine.classifier_trainer import ClassifierTrainer
-    from rcnn.utils.comm import destroy_distributed, init_distributed, is_main_process, select_device
     from rcnn.engine.logging import setup_logger
     from rcnn.engine.trainer import TrainingInterrupted
+    from rcnn.tasks.classifier_run import ClassifierRun
+    from rcnn.utils.comm import destroy_distributed, init_distributed, is_main_process, select_device
 
     try:
         cfg = load_config(args.config, ClassificationConfig, args.overrides)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             save_config(cfg, os.path.join(cfg.output.dir, "config.yaml"))
         logger.info("config %s -> %s (device %s)", args.config, cfg.output.dir, device)
         try:
-            trainer = ClassifierTrainer(cfg, device, progress=not args.no_progress)
+            trainer = ClassifierRun(cfg, device, progress=not args.no_progress)
             if args.resume is not None:
                 trainer.resume(args.resume)
         except (FileNotFoundError, ConfigError) as e:

@@ -23,6 +23,13 @@ logger = logging.getLogger(__name__)
 LAST_CHECKPOINT = "last_checkpoint"
 
 
+def default_checkpoint_name(iteration: int, kind: str) -> str | None:
+    """The trainer's checkpoint names: ``model_<iteration>`` for the periodic and the interrupted
+    checkpoint, ``model_final`` at the end. ``kind`` is ``"period"``, ``"interrupted"`` or ``"final"``;
+    a naming function returning None for a kind writes none (the interrupted one is always written)."""
+    return "model_final" if kind == "final" else f"model_{iteration:07d}"
+
+
 class Checkpointer:
     """Saves ``<name>.pth`` files and the ``last_checkpoint`` pointer in ``output_dir``.
 
@@ -39,8 +46,10 @@ class Checkpointer:
         """The file ``save(name)`` writes."""
         return os.path.join(self.output_dir, name if name.endswith(".pth") else f"{name}.pth")
 
-    def save(self, name: str, **state: Any) -> str:
-        """Write ``state`` as ``<output_dir>/<name>.pth`` atomically, then point ``last_checkpoint`` at it."""
+    def save(self, name: str, /, **state: Any) -> str:
+        """Write ``state`` as ``<output_dir>/<name>.pth`` atomically, then point ``last_checkpoint`` at it.
+
+        ``name`` is positional-only, so a state may hold an entry called ``name`` (a classifier's)."""
         path = self.path(name)
         if not self.enabled:
             return path

@@ -199,3 +199,12 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
         elif hasattr(value, "numel") and value.numel() == 1:
             flat[name] = value.item()
     return flat
+
+
+def console_loggers(bar: Any) -> list[logging.Logger]:
+    """The package loggers printing to the console, to route through ``tqdm.write`` under ``bar`` (none
+    when the bar is disabled)."""
+    if bar.disable:
+        return []
+    loggers = [logging.getLogger(n) for n in DEFAULT_LOGGERS]
+    return [lg for lg in loggers if any(type(h) is logging.StreamHandler for h in lg.handlers)]

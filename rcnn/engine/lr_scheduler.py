@@ -160,3 +160,26 @@ def build_warmup_multistep_lr(
 def current_lr(optimizer: Optimizer) -> float:
     """The lr of the first parameter group."""
     return float(optimizer.param_groups[0]["lr"])
+
+
+class WarmupOnly:
+    """A per-period scheduler stepped per iteration by the trainer: ``step()`` advances ``scheduler``'s
+    warm-up only (the plateau steps come from :class:`rcnn.engine.hooks.PlateauLR`). ``state_dict`` /
+    ``load_state_dict`` are the wrapped scheduler's."""
+
+    def __init__(self, scheduler: WarmupReduceLROnPlateau) -> None:
+        self.scheduler = scheduler
+
+    @property
+    def last_epoch(self) -> int:
+        return self.scheduler.last_epoch
+
+    def step(self) -> None:
+        if self.scheduler.last_epoch < self.scheduler.warmup_steps:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)

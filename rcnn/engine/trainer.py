@@ -13,9 +13,10 @@
 ``model(images, targets)`` must return a dict of scalar loss tensors; their sum is minimised. Each
 iteration: move the batch to the device, forward under autocast (when ``amp``), reduce the losses across
 processes (for logging, the NaN check and to agree on stopping), backward, optional gradient clipping,
-optimizer and scheduler step. Every ``log_period`` iterations the window averages go to
-``metrics.jsonl`` / TensorBoard (rank 0); every ``checkpoint_period`` iterations and at the end a
-checkpoint is written atomically and ``last_checkpoint`` updated.
+optimizer and scheduler step, then the hooks (:mod:`rcnn.engine.hooks`) and callbacks. Every
+``log_period`` iterations the window averages go to ``metrics.jsonl`` / TensorBoard (rank 0); every
+``checkpoint_period`` iterations and at the end a checkpoint is written atomically and
+``last_checkpoint`` updated. Classifiers train through the same loop (:mod:`rcnn.tasks.classifier_run`).
 
 Exact resume: the checkpoint holds the model, optimizer, scheduler, GradScaler, iteration, the data
 stream position (``sampler.state_after(batches used)``) and the RNG states of every rank, restored right
@@ -28,52 +29,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from rcnn.utils import comm as du
-from rcnn.engine.checkpoint import Checkpointer
-from rcnn.utils.rng import capture_rng_state, restore_rng_state
-from rcnn.utils.comm import move_to_device, resolve_amp_dtype
-from rcnn.engine.logging import DEFAULT_LOGGERS, MetricsWriter, WindowedMeans, flatten_metrics
+from rcnn.engine.checkpoint import Checkpointer, default_checkpoint_name
+from rcnn.engine.hooks import Hook
+from rcnn.engine.logging import MetricsWriter, WindowedMeans, console_loggers, flatten_metrics
+from rcnn.engine.losses import check_finite, iteration_position, reduce_losses, total_loss
 from rcnn.engine.lr_scheduler import build_lr_scheduler, build_warmup_multistep_lr, current_lr
 from rcnn.engine.optim import build_sgd
+from rcnn.engine.signals import StopSignals, TrainingInterrupted
+from rcnn.utils import comm as du
+from rcnn.utils.comm import move_to_device, resolve_amp_dtype
+from rcnn.utils.rng import capture_rng_state, restore_rng_state
 
 logger = logging.getLogger(__name__)
 
 Callback = Callable[["Trainer"], None]
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on SIGINT / SIGTERM after saving ``checkpoint`` at ``iteration``.
-
-    ``exit_code`` is ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM), as a shell reports it.
-    """
-
-    def __init__(self, signum: int, iteration: int, checkpoint: str | None) -> None:
-        self.signum = signum
-        self.iteration = iteration
-        self.checkpoint = checkpoint
-        self.exit_code = 128 + signum
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
-        where = f"checkpoint saved to {checkpoint}" if checkpoint else "no checkpoint written"
-        super().__init__(f"training stopped by {name} after iteration {iteration}; {where} (resume with it)")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+CheckpointName = Callable[[int, str], "str | None"]
 
 
 class Trainer:
@@ -85,7 +66,14 @@ class Trainer:
     ``load_state_dict``). ``eval_fn(model) -> dict`` runs on every process with the unwrapped model every
     ``eval_period`` iterations (0: only at the end); its numbers are logged as ``eval/<key>``.
     ``extra_state`` maps names to objects with ``state_dict`` / ``load_state_dict`` saved along;
-    ``callbacks`` are called as ``callback(trainer)`` after every iteration.
+    ``hooks`` (:mod:`rcnn.engine.hooks`) run around the loop, then ``callbacks`` are called as
+    ``callback(trainer)`` after every iteration.
+
+    For epoch-based runs (classifiers): ``iters_per_epoch`` makes messages name the epoch;
+    ``saved_model`` is the module stored as the checkpoint's ``model`` (default: the trained model; a
+    loss adapter passes the network it wraps); ``checkpoint_fields(trainer)`` adds top-level entries to
+    every checkpoint; ``checkpoint_name(iteration, kind)`` names the checkpoints
+    (:func:`default_checkpoint_name`); ``write_metrics=False`` leaves ``metrics.jsonl`` to the hooks.
     """
 
     def __init__(
@@ -112,9 +100,15 @@ class Trainer:
         find_unused_parameters: bool = False,
         extra_state: dict[str, Any] | None = None,
         callbacks: Sequence[Callback] = (),
+        hooks: Sequence[Hook] = (),
         progress: bool = True,
         tensorboard: bool = True,
         handle_signals: bool = True,
+        iters_per_epoch: int = 0,
+        saved_model: nn.Module | None = None,
+        checkpoint_fields: Callable[[Trainer], dict[str, Any]] | None = None,
+        checkpoint_name: CheckpointName = default_checkpoint_name,
+        write_metrics: bool = True,
     ) -> None:
         if max_iter <= 0:
             raise ValueError(f"max_iter must be positive, got {max_iter}")
@@ -142,9 +136,13 @@ class Trainer:
         self.eval_period = int(eval_period)
         self.extra_state = dict(extra_state or {})
         self.callbacks = list(callbacks)
-        self.progress = progress
-        self.tensorboard = tensorboard
-        self.handle_signals = handle_signals
+        self.hooks = list(hooks)
+        self.iters_per_epoch = int(iters_per_epoch)
+        self.saved_model = saved_model
+        self.checkpoint_fields = checkpoint_fields
+        self.checkpoint_name = checkpoint_name
+        self.write_metrics = write_metrics
+        self.progress, self.tensorboard, self.handle_signals = progress, tensorboard, handle_signals
         self.checkpointer = Checkpointer(self.output_dir, enabled=self.is_main)
 
         self.iter = 0  # completed iterations
@@ -154,7 +152,9 @@ class Trainer:
         self.eval_results: dict[str, Any] = {}
         self.last_checkpoint: str | None = None
         self._pending_rng: dict[str, Any] | None = None
-        self._stop_signal: int | None = None
+        self.lr = current_lr(optimizer)  # of the last iteration
+        self.last_data_time = self.last_iter_time = 0.0  # seconds: waiting for its batch; all of it
+        self.stop = StopSignals()
         self._stop_agreed = False
         self._saved_at = -1
 
@@ -202,8 +202,11 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a checkpoint holds (collective under DDP: the RNG states of all ranks)."""
+        fields = self.checkpoint_fields(self) if self.checkpoint_fields is not None else {}
+        model = self.saved_model if self.saved_model is not None else self.unwrapped_model
         return {
-            "model": self.unwrapped_model.state_dict(),
+            **fields,
+            "model": model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -228,8 +231,12 @@ class Trainer:
         Anything missing raises ``FileNotFoundError`` naming the path: never a silent fresh start.
         """
         path = self.checkpointer.resolve(path_or_latest)
-        state = self.checkpointer.load(path)
-        self.unwrapped_model.load_state_dict(state["model"])
+        return self.load_state_dict(self.checkpointer.load(path), path)
+
+    def load_state_dict(self, state: dict[str, Any], path: str = "checkpoint") -> int:
+        """Restore what :meth:`state_dict` saved (``path`` names it in messages). Returns the iteration."""
+        model = self.saved_model if self.saved_model is not None else self.unwrapped_model
+        model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler.is_enabled() and state.get("scaler"):
@@ -251,61 +258,11 @@ class Trainer:
         logger.info("resumed from %s at iteration %d", path, self.iter)
         return self.iter
 
-    # ------------------------------------------------------------------------------------ signals
-
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Finish the current iteration, save a checkpoint and raise :class:`TrainingInterrupted`."""
-        self._stop_signal = signum
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop_signal is not None:  # second signal: stop now, without a checkpoint
-            raise KeyboardInterrupt(f"{signal.Signals(signum).name} received twice: aborting")
-        logger.warning(
-            "%s received: stopping after the current iteration with a checkpoint (send again to abort)",
-            signal.Signals(signum).name,
-        )
-        self.request_stop(signum)
-
-    @contextlib.contextmanager
-    def _signal_handlers(self):
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        self.stop.request(signum)
 
     # ------------------------------------------------------------------------------------ the loop
-
-    def _reduce(self, loss_dict: dict[str, Tensor], total: Tensor) -> tuple[dict[str, float], bool]:
-        """This process's losses (``last_losses``) and their average over processes; under DDP the
-        processes also agree on stopping in the same collective."""
-        values = {k: v.detach().float().reshape(()) for k, v in loss_dict.items()}
-        values["total_loss"] = total.detach().float()
-        keys = sorted(values)
-        self.last_losses = dict(zip(keys, torch.stack([values[k] for k in keys]).tolist()))
-        if self.world_size == 1:
-            return dict(self.last_losses), self._stop_signal is not None
-        flag = torch.tensor(float(self._stop_signal is not None) * self.world_size, device=total.device)
-        reduced = du.all_reduce_dict({**values, "~stop": flag}, average=True)  # "~stop": number of ranks
-        stop = reduced.pop("~stop")
-        numbers = torch.stack([reduced[k] for k in keys] + [stop]).tolist()
-        return dict(zip(keys, numbers[:-1])), numbers[-1] > 0
-
-    def _check_finite(self, reduced: dict[str, float], local: dict[str, float]) -> None:
-        if all(math.isfinite(v) for v in reduced.values()):
-            return
-        terms = ", ".join(f"{k}={v}" for k, v in sorted(reduced.items()))
-        message = f"non-finite loss at iteration {self.iter + 1}: {terms}"
-        if self.world_size > 1:
-            message += f" (averaged over {self.world_size} processes; rank {du.get_rank()}: " + ", ".join(
-                f"{k}={v}" for k, v in sorted(local.items())
-            )
-            message += ")"
-        raise FloatingPointError(message)
 
     def run_step(self, images: Any, targets: Any) -> tuple[dict[str, float], bool]:
         """One optimisation step; returns the process-averaged losses and whether to stop after it."""
@@ -318,16 +275,9 @@ class Trainer:
         )
         with autocast:
             loss_dict = self.model(images, targets)
-        if not isinstance(loss_dict, dict) or not loss_dict:
-            raise TypeError(
-                f"model(images, targets) must return a non-empty dict of losses, got {loss_dict!r}"
-            )
-        for name, value in loss_dict.items():
-            if not isinstance(value, Tensor) or value.numel() != 1:
-                raise TypeError(f"loss {name!r} must be a scalar tensor, got {value!r}")
-        total = sum(v.float().reshape(()) for v in loss_dict.values())
-        reduced, stop = self._reduce(loss_dict, total)
-        self._check_finite(reduced, self.last_losses)
+        total = total_loss(loss_dict)
+        self.last_losses, reduced, stop = reduce_losses(loss_dict, total, self.stop.requested)
+        check_finite(reduced, self.last_losses, iteration_position(self.iter + 1, self.iters_per_epoch))
         self.last_reduced_losses = reduced
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -361,13 +311,6 @@ class Trainer:
             data_iter = iter(self.data_loader)
             return next(data_iter), data_iter
 
-    def _console_loggers(self, bar: tqdm) -> list[logging.Logger]:
-        """The package loggers printing to the console, to route through ``tqdm.write`` under the bar."""
-        if bar.disable:
-            return []
-        loggers = [logging.getLogger(n) for n in DEFAULT_LOGGERS]
-        return [lg for lg in loggers if any(type(h) is logging.StreamHandler for h in lg.handlers)]
-
     def train(self) -> dict[str, Any]:
         """Train up to ``max_iter``; returns the final evaluation's results ({} without ``eval_fn``).
 
@@ -377,40 +320,52 @@ class Trainer:
         if self.iter >= self.max_iter:
             logger.info("nothing to do: already at iteration %d of %d", self.iter, self.max_iter)
             return self.eval_results
+        self.model.train()
+        self.stop.clear()
+        self._stop_agreed, self._grad_norm = False, None
+        for hook in self.hooks:
+            hook.before_train(self)
         data_iter = iter(self.data_loader)
         if self._pending_rng is not None:  # after iter(): creating the iterator draws from the RNG
             restore_rng_state(self._pending_rng)
             self._pending_rng = None
-        self.model.train()
-        self._stop_signal, self._stop_agreed, self._grad_norm = None, False, None
         writer = MetricsWriter(
-            self.output_dir, purge_after=self.start_iter, tensorboard=self.tensorboard, enabled=self.is_main
+            self.output_dir,
+            purge_after=self.start_iter,
+            tensorboard=self.tensorboard,
+            enabled=self.is_main and self.write_metrics,
         )
         window = WindowedMeans()
         show = self.progress and self.is_main
         bar = tqdm(total=self.max_iter, initial=self.iter, desc="train", dynamic_ncols=True, disable=not show)
         logger.info("training from iteration %d to %d on %s", self.iter, self.max_iter, self.device)
         try:
-            with self._signal_handlers(), logging_redirect_tqdm(loggers=self._console_loggers(bar)):
+            with (
+                self.stop.handlers(self.handle_signals),
+                logging_redirect_tqdm(loggers=console_loggers(bar)),
+            ):
                 while self.iter < self.max_iter:
                     start = time.perf_counter()
                     try:
                         (images, targets), data_iter = self._next_batch(data_iter)
                     except Exception:
-                        if self._stop_signal is None:
+                        if not self.stop.requested:
                             raise
                         break  # the data pipeline died with the signal: stop after the last full iteration
-                    data_time = time.perf_counter() - start
-                    lr = current_lr(self.optimizer)
+                    self.last_data_time = data_time = time.perf_counter() - start
+                    self.lr = lr = current_lr(self.optimizer)
                     reduced, self._stop_agreed = self.run_step(images, targets)
                     self.iter += 1
-                    window.add({**reduced, "time": time.perf_counter() - start, "data_time": data_time})
+                    self.last_iter_time = time.perf_counter() - start
+                    window.add({**reduced, "time": self.last_iter_time, "data_time": data_time})
                     bar.update(1)
                     bar.set_postfix(loss=f"{reduced['total_loss']:.4f}", lr=f"{lr:.3g}", refresh=False)
+                    for hook in self.hooks:
+                        hook.after_step(self)
                     for callback in self.callbacks:
                         callback(self)
-                    # Under DDP all processes stop together, at the iteration they agreed on in _reduce.
-                    stopping = self._stop_agreed or (self.world_size == 1 and self._stop_signal is not None)
+                    # Under DDP all processes stop together, at the iteration they agreed on in run_step.
+                    stopping = self._stop_agreed or (self.world_size == 1 and self.stop.requested)
                     last = self.iter == self.max_iter
                     if (self.log_period > 0 and self.iter % self.log_period == 0) or last or stopping:
                         record = {"lr": lr, **window.pop_means()}
@@ -422,15 +377,24 @@ class Trainer:
                     if last or stopping:
                         break
                     if self.checkpoint_period > 0 and self.iter % self.checkpoint_period == 0:
-                        self.save_checkpoint()
+                        self._save("period")
                     if self.eval_period > 0 and self.iter % self.eval_period == 0:
                         self._evaluate(writer)
                 if self.iter < self.max_iter:  # stopped by a signal
-                    path = self.last_checkpoint if self._saved_at == self.iter else self.save_checkpoint()
-                    signum = self._stop_signal if self._stop_signal is not None else signal.SIGTERM
+                    saved = self._saved_at == self.iter
+                    path = self.last_checkpoint if saved else self._save("interrupted", required=True)
+                    signum = self.stop.signum if self.stop.signum is not None else signal.SIGTERM
                     raise TrainingInterrupted(signum, self.iter, path)
-                self.save_checkpoint("model_final")
+                self._save("final")
                 return self._evaluate(writer)
         finally:
             bar.close()
             writer.close()
+            for hook in self.hooks:
+                hook.after_train(self)
+
+    def _save(self, kind: str, *, required: bool = False) -> str | None:
+        name = self.checkpoint_name(self.iter, kind)
+        if name is None and required:
+            name = default_checkpoint_name(self.iter, kind)
+        return None if name is None else self.save_checkpoint(name)

@@ -1,23 +1,47 @@
-"""Classification task glue used by :mod:`rcnn.engine.classifier_trainer`: the loss with auxiliary
-classifiers, ImageFolder datasets and data loaders from a ``ClassificationConfig``.
+"""Classification task glue: ImageFolder datasets and loaders from a ``ClassificationConfig``, the epoch
+data stream, and the loss adapter through which :class:`rcnn.engine.trainer.Trainer` trains a classifier
+(the run built from a config is :mod:`rcnn.tasks.classifier_run`).
 
     train, val, val10 = build_classification_datasets(cfg)     # val10: 10-crop view of val (or None)
     loader = build_classification_loader(train, sampler, batch_size=64, num_workers=2, pin_memory=False)
     total, main, logits = classification_loss(model(images), targets, nn.CrossEntropyLoss(), 0.3)
-    main, logits = classifier_step(model, images, targets, criterion=..., optimizer=..., scaler=...)
+    adapter = ClassifierLoss(model, nn.CrossEntropyLoss(), aux_weight=0.3)
+    adapter(images, targets)                  # -> {"loss_cls", "loss_aux1", "loss_aux2"} (GoogLeNet)
+    stream = EpochStream(loader, epoch_sampler, seed=0, rank=0)   # endless, epoch after epoch
 """
 
 from __future__ import annotations
 
-import math
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from rcnn.config_schema import ClassificationConfig
+from rcnn.data.imagefolder import ImageFolderDataset, build_classification_transforms, ten_crop_transform
+from rcnn.data.samplers import worker_init_fn
+
+
+def classification_losses(
+    outputs: Tensor | tuple[Tensor, ...],
+    targets: Tensor,
+    criterion: Callable[[Tensor, Tensor], Tensor],
+    aux_weight: float,
+) -> tuple[dict[str, Tensor], Tensor]:
+    """``({"loss_cls": criterion(logits), "loss_aux<i>": aux_weight * criterion(aux_i), ...}, logits)``.
+
+    ``outputs`` is ``logits (N, C)`` or a tuple ``(logits, aux_1, ..., aux_m)`` (GoogLeNet's auxiliary
+    classifiers in training mode).
+    """
+    logits, *aux = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    losses = {"loss_cls": criterion(logits, targets)}
+    for i, aux_logits in enumerate(aux, 1):
+        losses[f"loss_aux{i}"] = aux_weight * criterion(aux_logits, targets)
+    return losses, logits
 
 
 def classification_loss(
@@ -26,56 +50,42 @@ def classification_loss(
     criterion: Callable[[Tensor, Tensor], Tensor],
     aux_weight: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(total loss, main loss, main logits)`` for a model's training output.
+    """``(total loss, main loss, main logits)``: ``total = criterion(logits) + aux_weight * sum_i
+    criterion(aux_i)`` over :func:`classification_losses` (summed in order, as the trainer sums them)."""
+    losses, logits = classification_losses(outputs, targets, criterion, aux_weight)
+    main = losses["loss_cls"]
+    total = main
+    for name, value in losses.items():
+        if name != "loss_cls":
+            total = total + value
+    return total, main, logits
 
-    ``outputs`` is ``logits (N, C)`` or a tuple ``(logits, aux_1, ..., aux_m)`` (GoogLeNet's auxiliary
-    classifiers): ``total = criterion(logits) + aux_weight * sum_i criterion(aux_i)``.
+
+class ClassifierLoss(nn.Module):
+    """``model(images (N, 3, H, W), targets (N,)) -> {"loss_cls", "loss_aux<i>"...}``: a classifier as a
+    model of :class:`rcnn.engine.trainer.Trainer` (the loss adapter, as ``FinetuneModel`` is for R-CNN).
+
+    After each forward ``correct`` (a 0-dim tensor: top-1 hits of the main logits) and ``count`` (N) hold
+    the batch's training accuracy, for the epoch statistics.
     """
-    if isinstance(outputs, (tuple, list)):
-        logits, *aux = outputs
-        main = criterion(logits, targets)
-        total = main
-        for aux_logits in aux:
-            total = total + aux_weight * criterion(aux_logits, targets)
-        return total, main, logits
-    main = criterion(outputs, targets)
-    return main, main, outputs
 
+    def __init__(
+        self, classifier: nn.Module, criterion: Callable[[Tensor, Tensor], Tensor], aux_weight: float = 0.3
+    ) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.criterion = criterion
+        self.aux_weight = float(aux_weight)
+        self.correct: Tensor = torch.zeros(())
+        self.count = 0
 
-def classifier_step(
-    model: nn.Module,
-    images: Tensor,
-    targets: Tensor,
-    *,
-    criterion: Callable[[Tensor, Tensor], Tensor],
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    amp_dtype: torch.dtype | None = None,
-    aux_weight: float = 0.0,
-    clip_grad_norm: float = 0.0,
-    where: str = "",
-) -> tuple[Tensor, Tensor]:
-    """One training iteration: forward (autocast to ``amp_dtype`` when given), :func:`classification_loss`,
-    backward through ``scaler``, optional gradient-norm clipping, optimizer step.
-
-    images: (N, 3, H, W) and targets: (N,) int64, on the model's device. Returns the detached ``(main
-    loss, main logits (N, C))``. A non-finite loss raises ``FloatingPointError`` (its message ends with
-    ``where``) before any weight changes.
-    """
-    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        outputs = model(images)
-        loss, main_loss, logits = classification_loss(outputs, targets, criterion, aux_weight)
-    loss_value = float(loss.detach())
-    if not math.isfinite(loss_value):
-        raise FloatingPointError(f"non-finite loss {loss_value}{where}")
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if clip_grad_norm > 0:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
-    return main_loss.detach(), logits.detach()
+    def forward(self, images: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        losses, logits = classification_losses(
+            self.classifier(images), targets, self.criterion, self.aux_weight
+        )
+        self.correct = (logits.detach().argmax(1) == targets).sum()
+        self.count = int(targets.shape[0])
+        return losses
 
 
 def build_classification_datasets(cfg: ClassificationConfig) -> tuple[Dataset, Dataset, Dataset | None]:
@@ -83,8 +93,6 @@ def build_classification_datasets(cfg: ClassificationConfig) -> tuple[Dataset, D
 
     The 10-crop view exists when ``cfg.test.ten_crop``; the two splits must have the same class folders.
     """
-    from rcnn.data.imagefolder import ImageFolderDataset, build_classification_transforms, ten_crop_transform
-
     d = cfg.data
     common = {"resize": d.resize, "crop": d.crop, "mean": d.mean, "std": d.std}
     train_tf = build_classification_transforms(
@@ -116,8 +124,6 @@ def build_classification_loader(
 ) -> DataLoader:
     """``(images (B, 3, h, w) or (B, 10, 3, h, w), targets (B,))`` batches of ``dataset`` in ``sampler``
     order; data workers ignore SIGINT/SIGTERM (the training process checkpoints and stops them)."""
-    from rcnn.data.samplers import worker_init_fn
-
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -127,3 +133,61 @@ def build_classification_loader(
         pin_memory=pin_memory,
         worker_init_fn=worker_init_fn(num_workers),
     )
+
+
+class EpochSampler(Sampler[int]):
+    """A :class:`DistributedSampler`'s indices of the current epoch, the first ``skip`` left out (to
+    start an epoch in the middle on resume)."""
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler = sampler
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(iter(self.sampler), self.skip, None)
+
+    def __len__(self) -> int:
+        return max(len(self.sampler) - self.skip, 0)
+
+
+class EpochStream:
+    """The batches of ``loader`` (over ``sampler``) epoch after epoch, endlessly; the trainer stops it.
+
+    Shuffling (``seed + epoch``) and the data-worker seeds depend on the seed, the rank and the epoch
+    only. The position is checkpointed like a sampler's (``state_after(batches)`` / ``load_state_dict``):
+    ``{"epoch": completed epochs, "batch": batches done in the next}``, so a resumed run continues at
+    the batch an uninterrupted one would draw next.
+    """
+
+    def __init__(self, loader: Any, sampler: EpochSampler, *, seed: int, rank: int) -> None:
+        self.loader = loader
+        self.sampler = sampler
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.batch_size = int(loader.batch_size)
+        self.iters_per_epoch = len(loader)
+        self.position = 0  # batches done before the next __iter__ starts
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch, offset = divmod(self.position, self.iters_per_epoch)
+        while True:
+            self.sampler.set_epoch(epoch)
+            self.sampler.skip = offset * self.batch_size
+            # Data-worker seeds depend on (seed, rank, epoch) only: a resumed epoch draws the same ones.
+            seed = (self.seed * 1009 + self.rank) * 100003 + epoch
+            self.loader.generator = torch.Generator().manual_seed(seed)
+            yield from self.loader
+            epoch, offset = epoch + 1, 0
+
+    def state_after(self, batches: int) -> dict[str, int]:
+        epoch, batch = divmod(self.position + int(batches), self.iters_per_epoch)
+        return {"epoch": epoch, "batch": batch}
+
+    def state_dict(self) -> dict[str, int]:
+        return self.state_after(0)
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.position = int(state["epoch"]) * self.iters_per_epoch + int(state["batch"])

@@ -14,10 +14,10 @@ from rcnn.config import load_config
 from rcnn.config_schema import ClassificationConfig
 from rcnn.data.synthetic import make_classification_dataset
 from rcnn.engine.checkpoint import Checkpointer
-from rcnn.utils.io import load_checkpoint
-from rcnn.tasks.classification import classification_loss
-from rcnn.engine.classifier_trainer import ClassifierTrainer
 from rcnn.engine.trainer import TrainingInterrupted
+from rcnn.tasks.classification import classification_loss
+from rcnn.tasks.classifier_run import ClassifierRun
+from rcnn.utils.io import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_googlenet_training_output_gets_aux_losses():
 
 
 def test_non_finite_loss_names_epoch_and_iteration(data_root, tmp_path):
-    trainer = ClassifierTrainer(tiny_config(data_root, str(tmp_path)), torch.device("cpu"), progress=False)
+    trainer = ClassifierRun(tiny_config(data_root, str(tmp_path)), torch.device("cpu"), progress=False)
     trainer.model.register_forward_hook(lambda module, inputs, output: output * float("nan"))
     with pytest.raises(FloatingPointError, match=r"non-finite loss nan at epoch 1, iteration 1/"):
         trainer.train()
@@ -101,7 +101,7 @@ def test_non_finite_loss_names_epoch_and_iteration(data_root, tmp_path):
 
 def test_sigint_saves_checkpoint_and_resume_reruns_the_epoch(data_root, tmp_path):
     cfg = tiny_config(data_root, str(tmp_path), "solver.batch_size=4")
-    trainer = ClassifierTrainer(cfg, torch.device("cpu"), progress=False)
+    trainer = ClassifierRun(cfg, torch.device("cpu"), progress=False)
     assert trainer.iters_per_epoch > 1
     calls = []
 
@@ -123,7 +123,29 @@ def test_sigint_saves_checkpoint_and_resume_reruns_the_epoch(data_root, tmp_path
     assert any(not torch.equal(state["model"][k], before[k]) for k in before)  # the step was kept
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
-    resumed = ClassifierTrainer(cfg, torch.device("cpu"), progress=False)
+    resumed = ClassifierRun(cfg, torch.device("cpu"), progress=False)
     assert resumed.resume("latest") == 0
     for key, value in resumed.model.state_dict().items():
         assert torch.equal(value, state["model"][key])
+
+
+def test_plateau_schedule_warms_up_per_iteration_then_steps_once_per_epoch(data_root, tmp_path):
+    cfg = tiny_config(
+        data_root,
+        str(tmp_path),
+        "solver.batch_size=4",
+        "solver.lr_schedule=plateau",
+        "solver.warmup_epochs=1",
+        "solver.plateau_patience=0",
+    )
+    run = ClassifierRun(cfg, torch.device("cpu"), progress=False)
+    n = run.iters_per_epoch
+    lrs = []
+    run.trainer.callbacks.append(lambda trainer: lrs.append(trainer.lr))
+    result = run.train()
+    assert result.epoch == 2 and len(lrs) == 2 * n
+    assert lrs[:n] == sorted(lrs[:n]) and lrs[0] < 0.05 * 0.01  # linear warm-up from 0.001x
+    assert lrs[n] == pytest.approx(0.05)  # warm-up over after the first epoch
+    # Warm-up: one step per iteration of epoch 1; then one plateau step at the end of each epoch.
+    assert run.trainer.scheduler.last_epoch == n + 2
+    assert [h["epoch"] for h in result.history] == [1, 2]

@@ -5,12 +5,13 @@
 **Training throughput** (images/s) of ResNet-18, ResNet-50 and VGG-16 at 224x224, batch 8, 1000 classes:
 
 * "ours": :func:`backbones.build_classifier` and one iteration exactly as
-  :meth:`rcnn.engine.classifier_trainer.ClassifierTrainer.train_one_epoch` does it (:func:`make_our_step`
-  repeats its loop body, which is not a callable of its own): the batch moved to the device, autocast
-  (off: ``solver.amp`` defaults to false), :func:`~rcnn.tasks.classification.classification_loss`, the
-  loss read back and checked to be finite, ``zero_grad(set_to_none=True)``, backward and step through the
-  trainer's ``GradScaler`` (disabled without fp16), the optimizer of :func:`rcnn.engine.optim.build_sgd`,
-  the per-iteration lr-scheduler step and the running loss / top-1 sums. The trainer keeps the default
+  :class:`rcnn.tasks.classifier_run.ClassifierRun` trains it (:func:`make_our_step`): the classifier in its
+  loss adapter :class:`~rcnn.tasks.classification.ClassifierLoss`, one
+  :meth:`rcnn.engine.trainer.Trainer.run_step` (the batch moved to the device, autocast off:
+  ``solver.amp`` defaults to false; the losses read back, averaged and checked to be finite,
+  ``zero_grad(set_to_none=True)``, backward and step through the trainer's ``GradScaler``, disabled
+  without fp16; the optimizer of :func:`rcnn.engine.optim.build_sgd`; the per-iteration lr-scheduler
+  step), then the run's epoch-statistics hook (running loss / top-1 sums). The trainer keeps the default
   (contiguous, NCHW) memory format and fp32.
 * "plain": ``torchvision.models.<name>(num_classes=1000)``, ``nn.CrossEntropyLoss``,
   ``torch.optim.SGD(lr=0.01, momentum=0.9, weight_decay=1e-4)``; forward, loss, ``zero_grad``, backward,
@@ -21,14 +22,14 @@ train on the same random batch (normalised-like ``randn`` images, random labels)
 and weight decay. Timings alternate the two repetition by repetition (the order flips every repetition)
 after warm-up (:func:`tools.benchmarks.detector.time_interleaved`) and report medians.
 
-**Waiting for data**: the real :class:`~rcnn.engine.classifier_trainer.ClassifierTrainer` trains one epoch
-(:meth:`~rcnn.engine.classifier_trainer.ClassifierTrainer.train_one_epoch`) of a few iterations on a small
-synthetic ImageFolder set (:func:`rcnn.data.synthetic.make_classification_dataset`, PNG files written to a
-temporary folder) with its own data loader, transforms and worker processes, and the table reports the
-``data_time_share`` it computes (time waiting for the next batch / epoch wall time) and its images/s. A
-thin wrapper around the trainer's loader also times each wait, so the share is given again without the
-first batch, whose wait includes starting the worker processes (paid once per epoch; negligible over an
-ImageNet epoch of thousands of iterations, but not over a few).
+**Waiting for data**: the real :class:`~rcnn.tasks.classifier_run.ClassifierRun` trains one epoch
+(``solver.epochs=1``) of a few iterations on a small synthetic ImageFolder set
+(:func:`rcnn.data.synthetic.make_classification_dataset`, PNG files written to a temporary folder) with its
+own data loader, transforms and worker processes, and the table reports the ``data_time_share`` it computes
+(time waiting for the next batch / epoch wall time) and its images/s. A thin wrapper around the trainer's
+loader also times each wait, so the share is given again without the first batch, whose wait includes starting
+the worker processes (paid once per epoch; negligible over an ImageNet epoch of thousands of iterations, but
+not over a few).
 
     python -m tools.benchmarks.classifier [--quick] [--device cuda] [--threads 1] [--reps N]
 """
@@ -105,19 +106,20 @@ def our_solver(lr: float = PLAIN_LR):
 
 
 def make_our_step(model: nn.Module, images: Tensor, targets: Tensor, solver=None) -> Callable[[], None]:
-    """One training iteration of ``model`` as ``ClassifierTrainer.train_one_epoch`` does it (the same
-    :func:`rcnn.tasks.classification.classifier_step`, then the lr schedule and the running sums), with
-    the optimizer, scheduler, loss and scaler the trainer builds from ``solver`` (default
+    """One training iteration of ``model`` as :class:`rcnn.tasks.classifier_run.ClassifierRun` does it: the
+    :class:`~rcnn.tasks.classification.ClassifierLoss` adapter through :meth:`Trainer.run_step`, then the
+    epoch-statistics hook, with the optimizer, scheduler and loss the run builds from ``solver`` (default
     :func:`our_solver`)."""
-    from rcnn.tasks.classification import classifier_step
-    from rcnn.utils.comm import resolve_amp_dtype
-    from rcnn.engine.lr_scheduler import build_lr_scheduler, current_lr
+    from rcnn.engine.lr_scheduler import build_lr_scheduler
     from rcnn.engine.optim import build_sgd
+    from rcnn.engine.trainer import Trainer
+    from rcnn.tasks.classification import ClassifierLoss
+    from rcnn.tasks.classifier_run import EpochStats
 
     s = solver or our_solver()
     device = images.device
     optimizer = build_sgd(model, s.base_lr, s.momentum, s.weight_decay, nesterov=s.nesterov)
-    n = NOMINAL_ITERS_PER_EPOCH  # the trainer converts epochs to iterations with its loader's length
+    n = NOMINAL_ITERS_PER_EPOCH  # the run converts epochs to iterations with its loader's length
     scheduler = build_lr_scheduler(
         optimizer,
         s.lr_schedule,
@@ -127,25 +129,18 @@ def make_our_step(model: nn.Module, images: Tensor, targets: Tensor, solver=None
         warmup_steps=s.warmup_epochs * n,
         patience=s.plateau_patience,
     )
-    criterion = nn.CrossEntropyLoss(label_smoothing=s.label_smoothing)
-    amp_dtype = resolve_amp_dtype(s.amp, device, None)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+    adapter = ClassifierLoss(model, nn.CrossEntropyLoss(label_smoothing=s.label_smoothing), s.aux_loss_weight)
+    trainer = Trainer(
+        adapter, [], max_iter=1, output_dir=tempfile.gettempdir(),  # run_step only: nothing is written
+        optimizer=optimizer, scheduler=scheduler, clip_grad_norm=s.clip_grad_norm, amp=s.amp,
+        device=device, progress=False, tensorboard=False, handle_signals=False,
+    )  # fmt: skip
+    stats = EpochStats(adapter)
     model.train()
 
     def step() -> None:
-        x = images.to(device, non_blocking=True)
-        y = targets.to(device, non_blocking=True)
-        main_loss, logits = classifier_step(
-            model, x, y, criterion=criterion, optimizer=optimizer, scaler=scaler,
-            amp_dtype=amp_dtype, aux_weight=s.aux_loss_weight, clip_grad_norm=s.clip_grad_norm,
-        )  # fmt: skip
-        current_lr(optimizer)
-        scheduler.step()
-        n = y.shape[0]
-        sums["loss"] += float(main_loss) * n
-        sums["correct"] += float((logits.argmax(1) == y).sum())
-        sums["count"] += n
+        trainer.run_step(images, targets)
+        stats.after_step(trainer)
 
     return step
 
@@ -223,12 +218,12 @@ class _TimedLoader:
 
 
 def measure_data_wait(case: DataCase, device: str, workdir: str) -> dict[str, float]:
-    """Train ``case.name`` with :class:`ClassifierTrainer` for one epoch of ``case.iterations`` iterations
+    """Train ``case.name`` with :class:`ClassifierRun` for one epoch of ``case.iterations`` iterations
     on a synthetic set written under ``workdir``; returns the trainer's ``images_per_s`` and
     ``data_time_share``, and ``share_after_first`` (the same without the first batch's wait)."""
     from rcnn.config_schema import ClassificationConfig
     from rcnn.data.synthetic import CATEGORY_NAMES, make_classification_dataset
-    from rcnn.engine.classifier_trainer import ClassifierTrainer
+    from rcnn.tasks.classifier_run import ClassifierRun
 
     per_class = math.ceil(case.iterations * case.batch / len(CATEGORY_NAMES))
     root = os.path.join(workdir, "data")
@@ -241,9 +236,9 @@ def measure_data_wait(case: DataCase, device: str, workdir: str) -> dict[str, fl
     cfg.solver.batch_size, cfg.solver.epochs = case.batch, 1
     cfg.test.ten_crop = False
     cfg.output.dir = os.path.join(workdir, "output")
-    trainer = ClassifierTrainer(cfg, torch.device(device), progress=False)
-    trainer.train_loader = loader = _TimedLoader(trainer.train_loader)
-    metrics = trainer.train_one_epoch(0)
+    run = ClassifierRun(cfg, torch.device(device), progress=False)
+    run.stream.loader = loader = _TimedLoader(run.stream.loader)
+    metrics = run.train().history[0]
     epoch_time, waits = metrics["epoch_time_s"], loader.waits
     rest = epoch_time - waits[0]
     return {
@@ -339,7 +334,7 @@ def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, qui
     lines += markdown_table(header, rows)
     lines += [
         "",
-        "Waiting for data: our `ClassifierTrainer`, one epoch on a synthetic ImageFolder set (PNG):",
+        "Waiting for data: our `ClassifierRun`, one epoch on a synthetic ImageFolder set (PNG):",
         "",
     ]
     lines += markdown_table(data_header, data_rows)
@@ -352,9 +347,9 @@ def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, qui
         "alternating repetition by repetition (order flipped each time) in one process; the ratio is of "
         "those medians (target: >= 1.0, ours at least as fast), and next to it the same ratio of process "
         "CPU time, which other processes' load disturbs less.",
-        "- ours: `backbones.build_classifier(name, num_classes=1000)` trained by the loop body of "
-        "`ClassifierTrainer.train_one_epoch` (`make_our_step`: `build_sgd`, the lr scheduler, "
-        "`classification_loss`, the loss read back and checked, `GradScaler`, running loss / top-1), "
+        "- ours: `backbones.build_classifier(name, num_classes=1000)` in its `ClassifierLoss` adapter, "
+        "trained by `Trainer.run_step` (`make_our_step`: `build_sgd`, the lr scheduler, the losses read "
+        "back, averaged and checked, `GradScaler`) and the epoch-statistics hook (running loss / top-1), "
         "fp32 and NCHW as the trainer runs by default. plain: `torchvision.models.<name>(num_classes=1000)`"
         ", `nn.CrossEntropyLoss`, `torch.optim.SGD(lr=0.01, momentum=0.9, weight_decay=1e-4)`. Same "
         "initial weights, same random batch, same hyper-parameters.",
