@@ -24,8 +24,8 @@ printed). Proposals made elsewhere (e.g. the selective search boxes released wit
 can be used the same way: a folder of ``<image_id>.npy`` or one ``.npz`` whose key ``str(image_id)`` holds
 each image's (P, 4) x1y1x2y2 array in file pixels; ``--evaluate PATH`` scores such a file.
 
-Exit status: 0 when done; 1 for an unreadable image or annotation file; 2 for a bad config or a cache
-folder made with other parameters; 130 when interrupted (re-run to continue).
+Exit status (:mod:`rcnn.tasks.cli`): 0 when done; 2 for an unreadable image or annotation file, a bad
+config or a cache folder made with other parameters; 130 when interrupted (re-run to continue).
 """
 
 from __future__ import annotations
@@ -37,21 +37,27 @@ from typing import Any
 
 import numpy as np
 
-from rcnn.proposals.cache import ProposalCache, ProposalCacheError, ProposalsReader
+from rcnn.config import ConfigError
+from rcnn.config_schema import DetectionConfig
+from rcnn.data.coco import CocoDetection
+from rcnn.proposals.cache import ProposalCache, ProposalsReader
 from rcnn.proposals.compute import compute_missing, default_workers, search_params
-from rcnn.proposals.recall import best_overlaps
+from rcnn.proposals.recall import best_overlaps, mabo_of_best, recall_of_best
+from rcnn.tasks import cli
 
 SPLITS = ("train", "val")
 TOP_N = (100, 300, 1000, 2000)
 
 
 def _scores(best: np.ndarray, classes: np.ndarray) -> dict[str, float | None]:
+    """Recall at 0.5 / 0.7 and MABO (:mod:`rcnn.proposals.recall`) of the pooled best overlaps; None
+    without ground truth (JSON has no NaN)."""
     if not best.size:
         return {"recall@0.5": None, "recall@0.7": None, "mabo": None}
     return {
-        "recall@0.5": float((best >= 0.5).mean()),
-        "recall@0.7": float((best >= 0.7).mean()),
-        "mabo": float(np.mean([best[classes == c].mean() for c in np.unique(classes)])),
+        "recall@0.5": recall_of_best(best, 0.5),
+        "recall@0.7": recall_of_best(best, 0.7),
+        "mabo": mabo_of_best(best, classes),
     }
 
 
@@ -130,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", required=True, help="detection YAML config (configs/fast_rcnn/*.yaml)")
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both", help="default: both")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes (default: proposals.workers, 0 = one per core)")  # fmt: skip
@@ -138,62 +143,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--evaluate", metavar="PATH",
                         help="score an existing proposals folder or .npz on --split instead")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    cli.add_config_arguments(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-
-    from rcnn.config import ConfigError, load_config
-    from rcnn.config_schema import DetectionConfig
-    from rcnn.data.coco import CocoDetection
-    from rcnn.data.errors import DatasetError
-
-    def fail(message: str, status: int) -> int:
-        print(f"compute_proposals: error: {message}", file=sys.stderr)
-        return status
-
+def compute(args: argparse.Namespace) -> None:
+    """Compute (or with ``--evaluate`` score) the proposals of the splits; errors are raised for
+    :func:`cli.run_tool`."""
+    cfg = cli.load_tool_config(args, DetectionConfig)
     try:
-        cfg = load_config(args.config, DetectionConfig, args.overrides)
         params = search_params(cfg.proposals)
-    except (ConfigError, ValueError) as e:
-        return fail(str(e), 2)
+    except ValueError as e:  # a bad proposals.* value
+        raise ConfigError(str(e)) from None
     workers = cfg.proposals.workers if args.workers is None else args.workers
     workers = workers if workers > 0 else default_workers()
     splits = list(SPLITS) if args.split == "both" else [args.split]
-    if args.evaluate and len(splits) != 1:
-        parser.error("--evaluate scores one split: add --split train or --split val")
 
     folders: dict[str, str] = {}
     for split in splits:
         images, annotations, _ = split_files(cfg, split)
         folder = output_folder(cfg, split, args.output)
-        try:
-            dataset = CocoDetection(images, annotations, filter_empty=False)
-            if args.evaluate:
+        dataset = CocoDetection(images, annotations, filter_empty=False)
+        if args.evaluate:
+            try:
                 summary = proposal_summary(dataset, args.evaluate)
-                print(format_summary(split, summary))
-                return 0
-            cache = ProposalCache(folder, params)
-            todo = len(cache.missing(dataset.ids))
-            print(
-                f"{split}: {len(dataset.ids)} images in {annotations}, {len(dataset.ids) - todo} already in "
-                f"{folder}, computing {todo} with {min(workers, max(todo, 1))} process(es)",
-                file=sys.stderr,
-            )
+            except KeyError as e:  # an image without proposals in the file: the message names it
+                raise FileNotFoundError(e.args[0]) from None
+            print(format_summary(split, summary))
+            return
+        cache = ProposalCache(folder, params)
+        todo = len(cache.missing(dataset.ids))
+        print(
+            f"{split}: {len(dataset.ids)} images in {annotations}, {len(dataset.ids) - todo} already in "
+            f"{folder}, computing {todo} with {min(workers, max(todo, 1))} process(es)",
+            file=sys.stderr,
+        )
+        try:
             seconds = compute_missing(dataset, cache, params, workers, progress=not args.no_progress)
-            summary = proposal_summary(dataset, folder)
-        except ProposalCacheError as e:
-            return fail(str(e), 2)
-        except (DatasetError, FileNotFoundError, KeyError) as e:
-            return fail(str(e), 1)
         except KeyboardInterrupt:
-            print(
-                f"\ninterrupted: finished images are kept in {folder}; run again to continue", file=sys.stderr
-            )
-            return 130
+            raise KeyboardInterrupt(f"finished images are kept in {folder}; run again to continue") from None
+        summary = proposal_summary(dataset, folder)
         summary["params"] = params
         summary["images_computed_this_run"] = len(seconds)
         summary["seconds_per_image"] = float(np.mean(seconds)) if seconds else None
@@ -203,7 +192,14 @@ def main(argv: list[str] | None = None) -> int:
 
     sets = " ".join(f"data.{split}_proposals={folder}" for split, folder in folders.items())
     print(f"proposals ready; train/evaluate with: {sets}", file=sys.stderr)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.evaluate and args.split == "both":
+        parser.error("--evaluate scores one split: add --split train or --split val")
+    return cli.run_tool(lambda: compute(args))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ training or by another detector. Every image of ``--gt`` is evaluated (an image 
 as missed). Prints the AP/AR table and the AP of each category and writes ``metrics.json`` to ``--output``
 (default: the folder of the results file). With ``--config``, the detector runs on the config's val split
 first and ``detections.json`` is written beside ``metrics.json`` (default folder: ``output.dir``).
-Exit status 0 on success, 1 when a file is missing or invalid, 2 for a bad config.
+Exit status 0 on success, 2 for a missing or invalid file, a bad config or a checkpoint that does not fit
+(one ``error:`` line, :mod:`rcnn.tasks.cli`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rcnn.config import load_config
+from rcnn.config_schema import DetectionConfig
+from rcnn.evaluation.coco import evaluate_results_file, format_table
+from rcnn.tasks import cli
+from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
+from rcnn.utils.comm import select_device
+from rcnn.utils.io import atomic_write_json
+
 
 def evaluate_files(
     gt: str | Path, results: str | Path, output_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """Evaluate the COCO results file ``results`` against the ground truth ``gt``; print the table and
     write ``metrics.json`` to ``output_dir`` (default: beside ``results``). Returns the metrics."""
-    from rcnn.evaluation.coco import evaluate_results_file, format_table, write_json_atomic
-
     metrics = evaluate_results_file(gt, results)
     print(format_table(metrics))
     out_dir = Path(output_dir) if output_dir else Path(results).resolve().parent
-    path = write_json_atomic(out_dir / "metrics.json", metrics, indent=2)
+    path = atomic_write_json(metrics, out_dir / "metrics.json")
     print(f"metrics -> {path}", file=sys.stderr)
     return metrics
 
@@ -43,12 +50,6 @@ def evaluate_checkpoint(
     """Run the detector of ``config`` with the weights of ``checkpoint`` over the config's val split,
     print the table and write ``detections.json`` and ``metrics.json`` to ``output_dir``
     (default: the config's ``output.dir``). Returns the metrics."""
-    from rcnn.config import load_config
-    from rcnn.config_schema import DetectionConfig
-    from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
-    from rcnn.utils.comm import select_device
-    from rcnn.evaluation.coco import format_table
-
     cfg = load_config(config, DetectionConfig, overrides or [])
     device = select_device(cfg.solver.device)
     model, _ = load_detector(cfg, checkpoint, device)
@@ -81,28 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.config or args.checkpoint:
         if not (args.config and args.checkpoint):
             parser.error("--config and --checkpoint go together")
-        from rcnn.config import ConfigError
 
-        try:
+        def run() -> None:
             evaluate_checkpoint(args.config, args.checkpoint, args.output, args.overrides)
-        except ConfigError as e:
-            print(f"evaluate: error: {e}", file=sys.stderr)
-            return 2
-        except (FileNotFoundError, ValueError) as e:
-            print(f"evaluate: error: {e}", file=sys.stderr)
-            return 1
-        return 0
-    if args.overrides:
-        parser.error(f"config overrides {args.overrides} need --config")
-    missing = [flag for flag, value in (("--gt", args.gt), ("--results", args.results)) if not value]
-    if missing:
-        parser.error(f"{' and '.join(missing)} required: evaluate with --gt ANN.json --results DETS.json")
-    try:
-        evaluate_files(args.gt, args.results, args.output)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+
+    else:
+        if args.overrides:
+            parser.error(f"config overrides {args.overrides} need --config")
+        missing = [flag for flag, value in (("--gt", args.gt), ("--results", args.results)) if not value]
+        if missing:
+            parser.error(f"{' and '.join(missing)} required: evaluate with --gt ANN.json --results DETS.json")
+
+        def run() -> None:
+            evaluate_files(args.gt, args.results, args.output)
+
+    # the evaluator's checks of detections and results files raise ValueError naming the file and entry
+    return cli.run_tool(run, user_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 
@@ -21,6 +20,15 @@ import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from rcnn.config import ConfigError
+from rcnn.config_schema import DetectionConfig
+from rcnn.data.coco import read_image
+from rcnn.data.transforms import build_detection_transforms
+from rcnn.tasks import cli
+from rcnn.tasks.detection import load_detector, to_original_pixels
+from rcnn.utils.comm import select_device
+from rcnn.utils.io import atomic_write_json
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -60,32 +68,27 @@ def draw_detections(image: np.ndarray, boxes, labels, scores, class_names: list[
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", required=True, help="the detector's YAML config")
     parser.add_argument("--checkpoint", required=True, help="model_final.pth or a training checkpoint")
     parser.add_argument("--input", required=True, help="an image, a folder of images or a glob pattern")
     parser.add_argument("--output", required=True, help="folder for detections.json and the drawn images")
     parser.add_argument("--score-threshold", type=float, default=0.5)
     parser.add_argument("--device", default=None, help="overrides solver.device (auto, cpu, cuda)")
-    parser.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
-    args = parser.parse_args(argv)
+    cli.add_config_arguments(parser)
+    return parser
 
-    from rcnn.config import load_config
-    from rcnn.config_schema import DetectionConfig
-    from rcnn.data.coco import read_image
-    from rcnn.data.transforms import build_detection_transforms
-    from rcnn.tasks.detection import load_detector, to_original_pixels
-    from rcnn.utils.comm import select_device
 
-    cfg = load_config(args.config, DetectionConfig, args.overrides)
+def infer(args: argparse.Namespace) -> None:
+    """Detect on every image of ``args.input``; errors are raised for :func:`cli.run_tool`."""
+    cfg = cli.load_tool_config(args, DetectionConfig)
     paths = list_images(args.input)
     device = select_device(args.device or cfg.solver.device)
     model, meta = load_detector(cfg, args.checkpoint, device)
-    if cfg.model.type != "faster_rcnn":
-        raise SystemExit(
+    if model.needs_proposals:
+        raise ConfigError(
             f"tools/infer.py needs a detector with its own proposals; model.type is {cfg.model.type}"
         )
     class_names = meta.get("class_names", [])
@@ -125,12 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             drawn = draw_detections(image, boxes, labels, scores, class_names)
             name = os.path.splitext(os.path.basename(path))[0] + ".png"
             cv2.imwrite(os.path.join(args.output, name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-    out_json = os.path.join(args.output, "detections.json")
-    with open(out_json + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(results, f)
-    os.replace(out_json + ".tmp", out_json)
+    out_json = atomic_write_json(results, os.path.join(args.output, "detections.json"), indent=None)
     print(f"{len(results)} detections on {len(paths)} images -> {out_json}", file=sys.stderr)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run_tool(lambda: infer(args))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import time
 
 from rcnn.data.synthetic import make_classification_dataset, make_detection_dataset
+from rcnn.tasks import cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--image-size must be at least 16")
     if not 1 <= args.min_objects <= args.max_objects:
         parser.error("need 1 <= --min-objects <= --max-objects")
+    return cli.run_tool(lambda: generate(args, cls_train, cls_val))
 
+
+def generate(args: argparse.Namespace, cls_train: int, cls_val: int) -> None:
+    """Write the datasets ``args`` asks for (``cls_train`` / ``cls_val`` classification images per class)."""
     start = time.time()
     if args.task in ("detection", "both"):
         out = os.path.join(args.output, "detection")
@@ -67,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"classification: {cls_train} train + {cls_val} val images per class in {out}")
     print(f"done in {time.time() - start:.1f} s")
-    return 0
 
 
 if __name__ == "__main__":

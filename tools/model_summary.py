@@ -13,8 +13,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sys
 from typing import Any
+
+import torch
+
+from backbones import CLASSIFIERS, build_classifier
+from backbones.summary import summarize
+from rcnn.config import ConfigError
+from rcnn.tasks import cli
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -28,11 +34,6 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from backbones import CLASSIFIERS, build_classifier
-    from backbones.summary import summarize
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help=f"network: {', '.join(sorted(CLASSIFIERS))}")
     parser.add_argument("--input-size", type=int, default=224, help="image side in pixels (default 224)")
@@ -55,31 +56,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    return cli.run_tool(lambda: print_summary(args))
+
+
+def print_summary(args: argparse.Namespace) -> None:
+    """Print the table of ``args.name``; a bad name, option, input size or group is a ``ConfigError``
+    (one ``error:`` line, exit 2)."""
     options = dict(args.option)
     try:
         with torch.device(args.device):
             model = build_classifier(args.name, num_classes=args.num_classes, **options)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
+        raise ConfigError(e.args[0] if e.args else e) from None
     channels = args.in_channels or options.get("in_channels", 3)
     try:
         summary = summarize(model, (channels, args.input_size, args.input_size), name=args.name)
     except RuntimeError as e:
-        print(
-            f"error: {args.name} cannot run on a {args.input_size}x{args.input_size} input: {e}",
-            file=sys.stderr,
-        )
-        return 2
+        raise ConfigError(
+            f"{args.name} cannot run on a {args.input_size}x{args.input_size} input: {e}"
+        ) from None
     print(summary.table())
     for prefix in args.group:
         try:
             g = summary.by_prefix(prefix)
         except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
-            return 2
+            raise ConfigError(e.args[0]) from None
         print(f"  {prefix}: {g.params:,} parameters, {g.macs:,} MACs, {g.activations:,} activations")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,12 +9,10 @@ Images stay where they are: use ``VOC_ROOT/JPEGImages`` as the images folder. Di
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 
-from rcnn.data.errors import DatasetError
 from rcnn.data.voc import VOC_CLASSES, voc_to_coco
+from rcnn.tasks import cli
+from rcnn.utils.io import atomic_write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,20 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--difficult", choices=["crowd", "drop", "keep"], default="crowd")
     args = parser.parse_args(argv)
+    return cli.run_tool(lambda: convert(args))
+
+
+def convert(args: argparse.Namespace) -> None:
+    """Write the COCO json of ``args``; a ``DatasetError`` names the bad file (exit 2)."""
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] or list(VOC_CLASSES)
-    try:
-        data = voc_to_coco(args.voc_root, args.split, classes, difficult=args.difficult)
-    except DatasetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, args.output)
+    data = voc_to_coco(args.voc_root, args.split, classes, difficult=args.difficult)
+    atomic_write_json(data, args.output, indent=None)
     print(f"{len(data['images'])} images, {len(data['annotations'])} objects -> {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Heads are sized from the backbone itself: the RPN's channels and the RoI pooler'
 
 from __future__ import annotations
 
+from backbones import build_backbone
 from rcnn.config_schema import ModelConfig
 from rcnn.modeling import (
     AnchorGenerator,
@@ -28,22 +29,37 @@ POOLERS = ("roi_pool", "roi_align")
 
 def build_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN | RCNN:
     """Faster R-CNN (``cfg.type == "faster_rcnn"``), Fast R-CNN (``"fast_rcnn"``) or R-CNN (``"rcnn"``,
-    :func:`rcnn.detectors.rcnn2014.model.build_rcnn`) for ``num_classes`` foreground classes."""
+    :func:`rcnn.detectors.rcnn2014.model.build_rcnn`) for ``num_classes`` foreground classes, on the backbone
+    of ``cfg.backbone`` (built here, once, for every type). Every detector has ``needs_proposals``: True
+    when proposals come from the data (Fast R-CNN, R-CNN)."""
     if cfg.type not in DETECTOR_TYPES:
         raise ValueError(f"unknown model.type {cfg.type!r}; build_detector makes one of {DETECTOR_TYPES}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
-    if cfg.type == "rcnn":  # R-CNN (2014): per-crop CNN features and SVMs, its own module
-        return build_rcnn(cfg, num_classes)
-    import backbones  # imported here: the backbone package is heavy and only needed to build
-
-    backbone = backbones.build_backbone(
+    backbone = build_backbone(
         cfg.backbone.name,
         weights=cfg.backbone.weights or None,
         freeze_at=cfg.backbone.freeze_at,
         frozen_bn=cfg.backbone.frozen_bn,
         **cfg.backbone.options,
     )
+    if cfg.type == "rcnn":  # R-CNN (2014): per-crop CNN features and SVMs, its own module
+        r = cfg.rcnn
+        return build_rcnn(
+            backbone,
+            num_classes,
+            pixel_mean=cfg.pixel_mean,
+            pixel_std=cfg.pixel_std,
+            input_size=r.input_size,
+            context_padding=r.context_padding,
+            pool_size=r.pool_size,
+            feature=r.feature,
+            max_proposals=r.max_proposals,
+            batch_size=r.batch_size,
+            nms_thresh=r.nms_thresh,
+            score_thresh=r.score_thresh,
+            detections_per_img=r.detections_per_img,
+        )
     shapes = backbone.output_shape()
     feature = shapes[max(shapes, key=lambda name: shapes[name].stride)]  # the coarsest map
     rpn = build_rpn(cfg, feature.channels, feature.stride) if cfg.type == "faster_rcnn" else None

@@ -30,6 +30,7 @@ class GeneralizedRCNN(nn.Module):
     xyxy and ``labels`` (G,) in 1..K (crowd boxes, ``iscrowd == 1``, and empty boxes are left out of
     training). pixel_mean / pixel_std: RGB in 0..255. The batch is padded at the bottom and right to a
     multiple of ``size_divisibility`` (default: the feature stride), so coordinates are unchanged.
+    ``needs_proposals``: True without a ``proposal_generator`` (Fast R-CNN).
     """
 
     def __init__(
@@ -52,6 +53,11 @@ class GeneralizedRCNN(nn.Module):
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
         self.channels_last = False  # memory format of the batch given to the trunk
+
+    @property
+    def needs_proposals(self) -> bool:
+        """True for Fast R-CNN (no RPN): eval takes ``model(images, proposals=[(P_i, 4), ...])``."""
+        return self.proposal_generator is None
 
     def forward(
         self,

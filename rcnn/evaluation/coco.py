@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from rcnn.structures import check_boxes
+from rcnn.utils.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +69,8 @@ def _complete_ground_truth(coco: COCO) -> None:
 
 
 def write_json_atomic(path: PathLike, obj: Any, indent: int | None = None) -> Path:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and a rename (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`rcnn.utils.io.atomic_write_json`)."""
+    return Path(atomic_write_json(obj, path, indent=indent))
 
 
 def _empty_results(coco_gt: COCO) -> COCO:

@@ -6,11 +6,11 @@ Layout (directly usable as ``proposals_file`` by :class:`rcnn.data.coco.CocoDete
     DIR/<image_id>.npy     (P, 4) float32 x1, y1, x2, y2 in the pixels of the image file, best ranked first
     DIR/summary.json       written by tools/compute_proposals.py: recall, MABO, boxes per image
 
-Every ``.npy`` is written to a temporary name and renamed (``os.replace``), so a file either holds a
-complete array or does not exist: an interrupted run leaves only whole files behind and the next run
-computes what is missing (:meth:`ProposalCache.missing`). Opening a folder whose ``params.json`` differs
-from the requested parameters is an error naming the differing keys, so proposals made with different
-settings are never mixed in one folder.
+Every ``.npy`` is written atomically (:mod:`rcnn.utils.io`: a temporary file, then a rename), so a file
+either holds a complete array or does not exist: an interrupted run leaves only whole files behind and the
+next run computes what is missing (:meth:`ProposalCache.missing`). Opening a folder whose ``params.json``
+differs from the requested parameters is an error naming the differing keys, so proposals made with
+different settings are never mixed in one folder.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
+from rcnn.utils.io import atomic_write_bytes, atomic_write_text
 
 PARAMS_FILE = "params.json"
 SUMMARY_FILE = "summary.json"
@@ -41,12 +43,8 @@ def _normalise(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    """Write ``data`` as indented JSON to ``path`` through a temporary file and ``os.replace``."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON with sorted keys to ``path`` atomically."""
+    atomic_write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", path)
 
 
 def check_proposals(boxes: Any, where: str) -> np.ndarray:
@@ -124,15 +122,10 @@ class ProposalCache:
         return [int(i) for i in image_ids if str(int(i)) not in present]
 
     def put(self, image_id: int, boxes: Any) -> str:
-        """Store ``boxes`` (P, 4) for ``image_id`` atomically (temporary file + ``os.replace``); returns
-        the path."""
+        """Store ``boxes`` (P, 4) for ``image_id`` atomically; returns the path."""
         array = check_proposals(boxes, f"image {image_id}")
-        path = self.path(image_id)
-        tmp = os.path.join(self.directory, f".{int(image_id)}.npy.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to a name
-            np.save(f, array)
-        os.replace(tmp, path)
-        return path
+        # a file object: np.save would append ".npy" to a name
+        return atomic_write_bytes(lambda f: np.save(f, array), self.path(image_id))
 
     def get(self, image_id: int) -> np.ndarray:
         """The (P, 4) float32 proposals of ``image_id``; ``KeyError`` naming the file when absent."""

@@ -41,13 +41,33 @@ def _all_best(proposals: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.
     return np.concatenate(per_image) if per_image else np.zeros(0)
 
 
+def recall_of_best(best: np.ndarray, iou: float = 0.5) -> float:
+    """Recall from the best overlaps (G,) of every ground-truth box (:func:`best_overlaps`, all images
+    concatenated): the fraction >= ``iou``. NaN when there is no ground truth."""
+    best = np.asarray(best)
+    return float((best >= iou).mean()) if best.size else float("nan")
+
+
+def mabo_of_best(best: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """MABO from the best overlaps (G,) of every ground-truth box and, optionally, their classes (G,):
+    the mean per class, then over classes (without classes: over all boxes). NaN without ground truth."""
+    best = np.asarray(best)
+    if not best.size:
+        return float("nan")
+    if classes is None:
+        return float(best.mean())
+    classes = np.asarray(classes).reshape(-1)
+    if classes.shape != best.shape:
+        raise ValueError(f"{classes.size} labels for {best.size} ground-truth boxes")
+    return float(np.mean([best[classes == c].mean() for c in np.unique(classes)]))
+
+
 def proposal_recall(proposals: Sequence[np.ndarray], gts: Sequence[np.ndarray], iou: float = 0.5) -> float:
     """Fraction of ground-truth boxes (over all images) covered by some proposal with IoU >= ``iou``.
 
     proposals: per image (P_i, 4); gts: per image (G_i, 4). NaN when there is no ground truth.
     """
-    best = _all_best(proposals, gts)
-    return float((best >= iou).mean()) if best.size else float("nan")
+    return recall_of_best(_all_best(proposals, gts), iou)
 
 
 def mabo(
@@ -61,11 +81,7 @@ def mabo(
     averaged (the paper's definition); without, over all boxes. NaN when there is no ground truth.
     """
     best = _all_best(proposals, gts)
-    if not best.size:
-        return float("nan")
     if labels is None:
-        return float(best.mean())
-    classes = np.concatenate([np.asarray(lab).reshape(-1) for lab in labels])
-    if classes.shape != best.shape:
-        raise ValueError(f"{classes.size} labels for {best.size} ground-truth boxes")
-    return float(np.mean([best[classes == c].mean() for c in np.unique(classes)]))
+        return mabo_of_best(best)
+    classes = np.concatenate([np.asarray(lab).reshape(-1) for lab in labels]) if len(labels) else np.zeros(0)
+    return mabo_of_best(best, classes)

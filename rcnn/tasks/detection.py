@@ -1,22 +1,36 @@
 """Detection task glue used by the tools: datasets from a config, inference over a dataset with
-detections mapped back to the original file's pixels, and COCO evaluation.
+detections mapped back to the original file's pixels, COCO evaluation, and the detector checkpoint
+format (:func:`save_detector` / :func:`load_detector`).
 
 The model sees images after the data transforms (resized); the evaluator and the results JSON speak in
 the pixels of the image files, so boxes are rescaled by ``orig_size / size`` here, at the edge.
+
+A detector checkpoint is ``{"model": state_dict, "extra": {"metadata": DetectorMetadata, ...}}``: the
+layout of the :class:`~rcnn.engine.trainer.Trainer`'s checkpoints (which save :class:`MetadataState`
+under ``extra/metadata``), so ``model_final.pth`` and every ``model_<iter>.pth`` load the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from rcnn.config_schema import DetectionConfig
+from rcnn.data.coco import CocoDetection
+from rcnn.data.collate import collate_detection
+from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
+from rcnn.data.transforms import build_detection_transforms
+from rcnn.detectors.build import build_detector
+from rcnn.evaluation.coco import COCOEvaluator
+from rcnn.modeling.svd import compress_box_head
 from rcnn.structures import Detections
+from rcnn.utils.io import CheckpointError, atomic_save, atomic_write_json, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +40,6 @@ def build_detection_dataset(cfg: DetectionConfig, split: str, *, train: bool | N
 
     ``train`` selects training transforms and filtering (defaults to ``split == "train"``).
     """
-    from rcnn.data.coco import CocoDetection
-    from rcnn.data.transforms import build_detection_transforms
-
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     train = (split == "train") if train is None else train
@@ -63,9 +74,6 @@ def build_detection_train_loader(cfg: DetectionConfig, dataset, *, rank: int = 0
     from a seeded :class:`~rcnn.data.samplers.TrainingSampler` (this rank's shard), variable-size images
     collated as lists, aspect-ratio grouping as ``cfg.data`` says. Its ``batch_sampler`` is what the
     :class:`~rcnn.engine.trainer.Trainer` saves for an exact resume."""
-    from rcnn.data.collate import collate_detection
-    from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
-
     sampler = TrainingSampler(len(dataset), seed=cfg.solver.seed, rank=rank, world_size=world_size)
     return build_batch_data_loader(
         dataset,
@@ -110,17 +118,16 @@ def run_inference(
 ) -> list[tuple[int, Detections]]:
     """Run ``model`` over ``dataset``; returns ``[(image_id, detections in file pixels), ...]``.
 
-    Fast R-CNN models (no RPN) get each image's ``proposals`` from the dataset's targets.
+    Detectors with ``needs_proposals`` (Fast R-CNN, R-CNN) get each image's ``proposals`` from the
+    dataset's targets.
     """
-    from rcnn.data.collate import collate_detection
-
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_detection
     )
     was_training = model.training
     model.eval()
     outputs: list[tuple[int, Detections]] = []
-    needs_proposals = getattr(model, "proposal_generator", None) is None and hasattr(model, "roi_heads")
+    needs_proposals = model.needs_proposals
     try:
         for images, targets in tqdm(loader, desc="inference", disable=not progress, dynamic_ncols=True):
             images = [img.to(device, non_blocking=True) for img in images]
@@ -149,10 +156,6 @@ def evaluate_detector(
 ) -> dict[str, Any]:
     """COCO-evaluate ``model`` on ``dataset``; writes ``detections.json`` (COCO results) and
     ``metrics.json`` to ``output_dir`` when given. Returns the metrics dict."""
-    import json
-
-    from rcnn.evaluation.coco import COCOEvaluator
-
     evaluator = COCOEvaluator(dataset.coco, dataset.label_to_category)
     for image_id, det in run_inference(model, dataset, device, batch_size=batch_size, progress=progress):
         evaluator.add(image_id, det)
@@ -163,48 +166,78 @@ def evaluate_detector(
         evaluator.write_results(results_file)
     metrics = evaluator.evaluate()
     if output_dir:
-        tmp = os.path.join(output_dir, "metrics.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(metrics, f, indent=2)
-        os.replace(tmp, os.path.join(output_dir, "metrics.json"))
+        atomic_write_json(metrics, os.path.join(output_dir, "metrics.json"))
     return metrics
 
 
-def detector_metadata(dataset) -> dict[str, Any]:
-    """What a saved detector needs besides its weights to be used on new images."""
+class DetectorMetadata(TypedDict):
+    """What a saved detector needs besides its weights to be used on new images: the names of labels
+    1..K and the dataset's category id of each label."""
+
+    class_names: list[str]
+    label_to_category: dict[int, int]
+
+
+def detector_metadata(dataset) -> DetectorMetadata:
+    """The :class:`DetectorMetadata` of a :class:`~rcnn.data.coco.CocoDetection` (its training set)."""
     return {
         "class_names": list(dataset.class_names),
         "label_to_category": {int(k): int(v) for k, v in dataset.label_to_category.items()},
     }
 
 
+class MetadataState:
+    """:class:`DetectorMetadata` as the Trainer's ``extra_state`` (``state_dict`` / ``load_state_dict``),
+    so every training checkpoint carries it under ``extra/metadata``."""
+
+    def __init__(self, metadata: DetectorMetadata) -> None:
+        self.metadata = metadata
+
+    def state_dict(self) -> DetectorMetadata:
+        return {
+            "class_names": list(self.metadata["class_names"]),
+            "label_to_category": dict(self.metadata["label_to_category"]),
+        }
+
+    def load_state_dict(self, state: DetectorMetadata) -> None:
+        self.metadata = {
+            "class_names": list(state["class_names"]),
+            "label_to_category": {int(k): int(v) for k, v in state["label_to_category"].items()},
+        }
+
+
+def save_detector(path: str, model: nn.Module, metadata: DetectorMetadata, **extra: Any) -> str:
+    """Write ``model``'s weights and ``metadata`` (plus any ``extra`` entries, e.g. a training log) to
+    ``path`` atomically, in the format :func:`load_detector` reads. Returns ``path``."""
+    meta = MetadataState(metadata).state_dict()
+    return atomic_save({"model": model.state_dict(), "extra": {"metadata": meta, **extra}}, path)
+
+
 def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -> tuple[nn.Module, dict]:
     """Build the detector of ``cfg`` and load ``checkpoint`` (a training checkpoint or ``model_final.pth``).
 
     Returns ``(model in eval mode on device, metadata)``; metadata has ``class_names`` and
-    ``label_to_category`` when the checkpoint recorded them (``tools/train_detector.py`` does). With
+    ``label_to_category`` when the checkpoint recorded them (:func:`save_detector` and the Trainer's
+    checkpoints of ``tools/train_detector.py`` do); a checkpoint without them gives ``{}``. With
     ``model.roi_heads.svd_rank > 0`` the fully connected layers of the region head are replaced by their
     truncated SVD (Fast R-CNN, Sec. 3.1: :func:`rcnn.modeling.svd.compress_box_head`).
     """
-    from rcnn.detectors.build import build_detector
-    from rcnn.utils.io import load_checkpoint
-
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     state = load_checkpoint(checkpoint, weights_only=False)
     weights = state.get("model", state)
-    meta = (state.get("extra") or {}).get("metadata") or state.get("metadata") or {}
+    meta = dict((state.get("extra") or {}).get("metadata") or {})
+    if "label_to_category" in meta:
+        meta["label_to_category"] = {int(k): int(v) for k, v in meta["label_to_category"].items()}
     num_classes = cfg.model.num_classes or len(meta.get("class_names", []))
     if not num_classes:
         # infer K from the classifier layer: cls_score has K + 1 outputs
         keys = [k for k in weights if k.endswith("cls_score.weight")]
         if not keys:
-            raise ValueError(f"{checkpoint}: cannot tell the number of classes; set model.num_classes")
+            raise CheckpointError(f"{checkpoint}: cannot tell the number of classes; set model.num_classes")
         num_classes = weights[keys[0]].shape[0] - 1
     model_cfg = cfg.model
     if model_cfg.backbone.weights:  # the checkpoint holds every weight: skip the ImageNet file
-        import dataclasses
-
         model_cfg = dataclasses.replace(
             model_cfg, backbone=dataclasses.replace(model_cfg.backbone, weights="")
         )
@@ -212,9 +245,7 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as e:
-        raise ValueError(f"{checkpoint}: weights do not fit the config's model ({e})") from None
+        raise CheckpointError(f"{checkpoint}: weights do not fit the config's model ({e})") from None
     if model_cfg.roi_heads.svd_rank > 0:
-        from rcnn.modeling.svd import compress_box_head
-
         compress_box_head(model, model_cfg.roi_heads.svd_rank)
     return model.to(device).eval(), meta

@@ -16,9 +16,15 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: not a checkpoint dict, or weights that do not fit the model
+    (a user error: the message names the file)."""
 
 
 def _fsync_dir(directory: str) -> None:
@@ -62,6 +68,12 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> str:
     return _atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 
+def atomic_write_bytes(write: Callable[[BinaryIO], Any], path: str | os.PathLike) -> str:
+    """Call ``write(f)`` on a binary file that becomes ``path`` atomically (e.g. ``lambda f: np.save(f,
+    array)``; same scheme as :func:`atomic_save`). Returns ``path``."""
+    return _atomic_write(path, write, binary=True)
+
+
 def atomic_write_text(text: str, path: str | os.PathLike) -> str:
     """Write ``text`` to ``path`` atomically (same scheme as :func:`atomic_save`). Returns ``path``."""
     return _atomic_write(path, lambda f: f.write(text), binary=False)
@@ -78,7 +90,7 @@ def load_checkpoint(path: str | os.PathLike, *, weights_only: bool = True) -> di
         raise FileNotFoundError(f"checkpoint not found: {path}")
     state = torch.load(path, map_location="cpu", weights_only=weights_only)
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a checkpoint dict, got {type(state).__name__}")
+        raise CheckpointError(f"{path}: expected a checkpoint dict, got {type(state).__name__}")
     return state
 
 

@@ -20,9 +20,9 @@ from rcnn.config_schema import DetectionConfig
 from rcnn.data.collate import collate_detection
 from rcnn.data.synthetic import make_detection_dataset
 from rcnn.detectors.build import build_detector
-from rcnn.tasks.detection import build_detection_dataset, evaluate_detector
 from rcnn.engine.logging import read_metrics
 from rcnn.modeling.svd import TruncatedSVDLinear, compress_box_head, truncated_svd_linear
+from rcnn.tasks.detection import build_detection_dataset, evaluate_detector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "fast_rcnn", "synthetic_resnet18.yaml")

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import torch
 
-from rcnn.detectors.rcnn2014.bbox_regressor import fit_box_regressor, predict_deltas, ridge_regression, whitening
+from rcnn.detectors.rcnn2014.bbox_regressor import (
+    fit_box_regressor,
+    predict_deltas,
+    ridge_regression,
+    whitening,
+)
 
 
 def linear_data(n: int, d: int, seed: int = 0):

@@ -26,11 +26,11 @@ def lenet_rcnn(num_classes: int = 3, **rcnn_options) -> RCNN:
 
 def test_built_from_the_config_and_sized_from_the_backbone():
     model = lenet_rcnn(feature="fc7")
-    assert isinstance(model, RCNN) and model.proposal_generator is None
+    assert isinstance(model, RCNN) and model.needs_proposals
     assert model.pool_size == 5 and model.pool5_dim == 16 * 5 * 5 and model.feature_dim == 84
-    assert model.roi_heads.svm_weight.shape == (3, 84) and model.roi_heads.bbox_beta.shape == (3, 401, 4)
+    assert model.heads.svm_weight.shape == (3, 84) and model.heads.bbox_beta.shape == (3, 401, 4)
     assert model.cls_score.out_features == 4  # K + 1 for fine-tuning
-    assert lenet_rcnn(feature="pool5").roi_heads.svm_weight.shape == (3, 400)
+    assert lenet_rcnn(feature="pool5").heads.svm_weight.shape == (3, 400)
     with pytest.raises(ValueError, match="feature"):
         lenet_rcnn(feature="fc6")
 
@@ -76,7 +76,7 @@ def test_misuse_is_explained():
 def set_heads(model: RCNN) -> None:
     """Class 2 scores 0.5 everywhere, classes 1 and 3 -5 (below -1, dropped); class 2 regresses every
     box by dx = 0.25 (a quarter of its width to the right) and dw = log 2 (twice as wide)."""
-    heads = model.roi_heads
+    heads = model.heads
     heads.svm_bias.copy_(torch.tensor([-5.0, 0.5, -5.0]))
     heads.bbox_mu[1] = torch.tensor([0.25, 0.0, math.log(2.0), 0.0])
     heads.bbox_trained[1] = 1.0
@@ -116,8 +116,8 @@ def test_svm_scores_class_regression_nms_and_cap():
 def test_state_dict_holds_the_svms_and_regressors():
     model = lenet_rcnn()
     set_heads(model)
-    model.roi_heads.svm_weight.normal_()
-    model.roi_heads.feature_scale.fill_(0.3)
+    model.heads.svm_weight.normal_()
+    model.heads.feature_scale.fill_(0.3)
     fresh = lenet_rcnn()
     torch.manual_seed(1)
     fresh.backbone.apply(lambda m: m.reset_parameters() if hasattr(m, "reset_parameters") else None)
@@ -126,3 +126,15 @@ def test_state_dict_holds_the_svms_and_regressors():
     proposals = [torch.tensor([[2.0, 2.0, 30.0, 30.0], [10.0, 5.0, 38.0, 20.0]])]
     a, b = model([image], proposals=proposals)[0], fresh([image], proposals=proposals)[0]
     assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+
+
+def test_checkpoints_with_the_old_roi_heads_keys_still_load():
+    model = lenet_rcnn()
+    set_heads(model)
+    old = {k.replace("heads.", "roi_heads.", 1) if k.startswith("heads.") else k: v
+           for k, v in model.state_dict().items()}  # fmt: skip
+    assert any(k.startswith("roi_heads.") for k in old) and not any(k.startswith("heads.") for k in old)
+    fresh = lenet_rcnn()
+    fresh.load_state_dict(old, strict=True)
+    assert torch.equal(fresh.heads.svm_bias, model.heads.svm_bias)
+    assert torch.equal(fresh.heads.bbox_trained, model.heads.bbox_trained)

@@ -158,7 +158,7 @@ def test_output_flag_and_default_folder(coco, capsys):
 def test_unreadable_image_names_the_file(coco, capsys):
     with open(os.path.join(coco["images"], "003.png"), "wb") as f:
         f.write(b"not a png")
-    assert tool.main(args(coco)) == 1
+    assert tool.main(args(coco)) == 2
     err = capsys.readouterr().err
     assert "003.png" in err and "image id=3" in err
     assert npy_files(os.path.join(coco["out"], "val")) == ["1.npy", "2.npy"]  # done before image 3: kept

@@ -72,11 +72,11 @@ def test_main_output_folder_and_lower_ap(tool, gt_path, tmp_path):
 def test_main_reports_bad_files(tool, gt_path, tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]}]))
-    assert tool.main(["--gt", str(gt_path), "--results", str(bad)]) == 1
+    assert tool.main(["--gt", str(gt_path), "--results", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.json" in err and "entry 0" in err and "'score'" in err
     assert not (tmp_path / "metrics.json").exists()
-    assert tool.main(["--gt", str(tmp_path / "nothing.json"), "--results", str(bad)]) == 1
+    assert tool.main(["--gt", str(tmp_path / "nothing.json"), "--results", str(bad)]) == 2
     assert "nothing.json" in capsys.readouterr().err
 
 

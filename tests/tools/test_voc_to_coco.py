@@ -57,6 +57,6 @@ def test_tool_custom_classes(tmp_path):
 def test_tool_reports_errors(tmp_path, capsys):
     root = _make_voc(tmp_path / "VOC")
     out = tmp_path / "x.json"
-    assert _tool().main([str(root), "--split", "val", "--output", str(out)]) == 1
+    assert _tool().main([str(root), "--split", "val", "--output", str(out)]) == 2
     assert "val.txt" in capsys.readouterr().err
     assert not out.exists()

@@ -44,6 +44,11 @@ INDEX = "index.json"
 VERSION = 1
 
 
+class FeatureCacheError(ValueError):
+    """A cache directory that cannot be used: unreadable, another version, or made with other parameters
+    (a user error: the message names the index file and what to do)."""
+
+
 class FeatureCache:
     """Chunked feature store in ``directory`` for features computed with ``params`` (a JSON-able dict that
     identifies them: network, weights fingerprint, input size, dataset, ...)."""
@@ -74,14 +79,18 @@ class FeatureCache:
             with open(path, encoding="utf-8") as f:
                 index = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: unreadable feature-cache index ({e}); delete the directory") from None
+            raise FeatureCacheError(
+                f"{path}: unreadable feature-cache index ({e}); delete the directory"
+            ) from None
         if index.get("version") != VERSION:
-            raise ValueError(f"{path}: feature-cache version {index.get('version')}, expected {VERSION}")
+            raise FeatureCacheError(
+                f"{path}: feature-cache version {index.get('version')}, expected {VERSION}"
+            )
         cached = index.get("params", {})
         if cached != self.params:
             keys = sorted(k for k in set(cached) | set(self.params) if cached.get(k) != self.params.get(k))
             diffs = "; ".join(f"{k}: cached {cached.get(k)!r}, now {self.params.get(k)!r}" for k in keys)
-            raise ValueError(
+            raise FeatureCacheError(
                 f"{path}: the cached features were computed with other parameters ({diffs}); "
                 "delete the directory or use another cache directory"
             )

@@ -1,10 +1,10 @@
 """R-CNN (Girshick, Donahue, Darrell, Malik, "Rich feature hierarchies for accurate object detection and
 semantic segmentation", CVPR 2014): the detector at test time.
 
-Each region proposal is warped with context to a fixed-size crop (:mod:`rcnn.detectors.rcnn2014.warp`) and run through
-the CNN on its own; its features are scored by one linear SVM per class, each class's box is refined by
-that class's ridge regressor on pool5 features (appendix C), and each class goes through greedy NMS
-(IoU 0.3). Training is a pipeline of stages, :mod:`rcnn.detectors.rcnn2014.train`.
+Each region proposal is warped with context to a fixed-size crop (:mod:`rcnn.detectors.rcnn2014.warp`) and
+run through the CNN on its own; its features are scored by one linear SVM per class, each class's box is
+refined by that class's ridge regressor on pool5 features (appendix C), and each class goes through greedy
+NMS (IoU 0.3). Training is a pipeline of stages, :func:`rcnn.tasks.rcnn2014.train_rcnn`.
 
 Shape shorthand:
     N: images; P: proposals of one image; K: foreground classes; S: warped size; C: trunk channels;
@@ -85,14 +85,21 @@ class RCNN(nn.Module):
 
     backbone: the trunk; box_head: the network's region head (fc6-fc7, res5, ...); cls_score: the
     (K + 1)-way classifier of the fine-tuning stage (kept for reference: detection scores are the SVMs');
-    roi_heads: :class:`RCNNHeads`. images: (3, H_i, W_i) RGB 0..255; pixel_mean / pixel_std: RGB 0..255.
+    heads: :class:`RCNNHeads` (the SVMs and box regressors). images: (3, H_i, W_i) RGB 0..255;
+    pixel_mean / pixel_std: RGB 0..255. ``needs_proposals`` is True: the proposals come from outside
+    (selective search), as for Fast R-CNN.
+
+    State-dict keys of the scorers are ``heads.*``; checkpoints written when the attribute was named
+    ``roi_heads`` still load (their keys are renamed on load).
     """
+
+    needs_proposals = True
 
     def __init__(
         self,
         backbone: Backbone,
         box_head: BoxHead,
-        roi_heads: RCNNHeads,
+        heads: RCNNHeads,
         *,
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
@@ -111,9 +118,8 @@ class RCNN(nn.Module):
             raise ValueError(f"model.rcnn.feature must be one of {FEATURES}, got {feature!r}")
         self.backbone = backbone
         self.box_head = box_head
-        self.roi_heads = roi_heads
-        self.proposal_generator = None  # proposals come from outside (selective search)
-        self.num_classes = roi_heads.num_classes
+        self.heads = heads
+        self.num_classes = heads.num_classes
         self.cls_score = nn.Linear(box_head.out_channels, self.num_classes + 1)
         nn.init.normal_(self.cls_score.weight, std=0.01)
         nn.init.zeros_(self.cls_score.bias)
@@ -130,6 +136,7 @@ class RCNN(nn.Module):
         self.detections_per_img = int(detections_per_img)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
+        self._register_load_state_dict_pre_hook(_rename_old_head_keys)
 
     # ---------------------------------------------------------------------------------------- features
     @property
@@ -173,7 +180,8 @@ class RCNN(nn.Module):
         if self.training:
             raise RuntimeError(
                 "R-CNN is trained in stages (fine-tuning, feature extraction, SVMs, box regression) by "
-                "rcnn.detectors.rcnn2014.train, not through model(images, targets); call model.eval() to detect"
+                "rcnn.tasks.rcnn2014.train_rcnn, not through model(images, targets); call model.eval() to "
+                "detect"
             )
         if proposals is None and targets is not None and all("proposals" in t for t in targets):
             proposals = [t["proposals"] for t in targets]
@@ -201,8 +209,8 @@ class RCNN(nn.Module):
         for start in range(0, proposals.shape[0], self.batch_size):
             batch = proposals[start : start + self.batch_size]
             pool5 = self.pool5(self.warp(normalised, batch))  # (B, C, Q, Q)
-            scores.append(self.roi_heads.scores(self.svm_features(pool5)))  # (B, K)
-            boxes.append(self.roi_heads.regress(pool5.flatten(1), batch))  # (B, K, 4)
+            scores.append(self.heads.scores(self.svm_features(pool5)))  # (B, K)
+            boxes.append(self.heads.regress(pool5.flatten(1), batch))  # (B, K, 4)
         return self.postprocess(scores, boxes, size)
 
     def postprocess(self, scores: list[Tensor], boxes: list[Tensor], size: tuple[int, int]) -> Detections:
@@ -231,40 +239,53 @@ def empty_detections(device: torch.device | str = "cpu") -> Detections:
     }
 
 
-def build_rcnn(cfg, num_classes: int) -> RCNN:
-    """R-CNN of a :class:`rcnn.config_schema.ModelConfig` (``cfg.type == "rcnn"``; options in
-    ``cfg.rcnn``) for ``num_classes`` foreground classes, on the backbone of ``cfg.backbone``."""
+def _rename_old_head_keys(state_dict: dict, prefix: str, *args) -> None:
+    """Load hook: the scorers were saved as ``roi_heads.*`` before they became ``heads.*``."""
+    old = prefix + "roi_heads."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "heads." + key[len(old) :]] = state_dict.pop(key)
+
+
+def build_rcnn(
+    backbone: Backbone,
+    num_classes: int,
+    *,
+    pixel_mean: Sequence[float],
+    pixel_std: Sequence[float],
+    input_size: int = 227,
+    context_padding: int = 16,
+    pool_size: int = 0,
+    feature: str = "fc7",
+    max_proposals: int = 2000,
+    batch_size: int = 128,
+    nms_thresh: float = 0.3,
+    score_thresh: float = -1.0,
+    detections_per_img: int = 100,
+) -> RCNN:
+    """R-CNN for ``num_classes`` foreground classes on a built ``backbone``: its region head becomes the
+    fc6-fc7 part, the scorers are sized from its coarsest feature map (``pool_size`` 0: the box head's
+    resolution). The other arguments are :class:`RCNN`'s."""
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
-    import backbones  # heavy: imported only to build
-
-    r = cfg.rcnn
-    backbone = backbones.build_backbone(
-        cfg.backbone.name,
-        weights=cfg.backbone.weights or None,
-        freeze_at=cfg.backbone.freeze_at,
-        frozen_bn=cfg.backbone.frozen_bn,
-        **cfg.backbone.options,
-    )
     box_head = backbone.make_box_head()
     shapes = backbone.output_shape()
     channels = shapes[max(shapes, key=lambda name: shapes[name].stride)].channels
-    pool_size = r.pool_size or box_head.resolution
-    feature_dim = box_head.out_channels if r.feature == "fc7" else channels * pool_size**2
+    pool_size = pool_size or box_head.resolution
+    feature_dim = box_head.out_channels if feature == "fc7" else channels * pool_size**2
     heads = RCNNHeads(num_classes, feature_dim, channels * pool_size**2)
     return RCNN(
         backbone,
         box_head,
         heads,
-        pixel_mean=cfg.pixel_mean,
-        pixel_std=cfg.pixel_std,
-        input_size=r.input_size,
-        context_padding=r.context_padding,
+        pixel_mean=pixel_mean,
+        pixel_std=pixel_std,
+        input_size=input_size,
+        context_padding=context_padding,
         pool_size=pool_size,
-        feature=r.feature,
-        max_proposals=r.max_proposals,
-        batch_size=r.batch_size,
-        nms_thresh=r.nms_thresh,
-        score_thresh=r.score_thresh,
-        detections_per_img=r.detections_per_img,
+        feature=feature,
+        max_proposals=max_proposals,
+        batch_size=batch_size,
+        nms_thresh=nms_thresh,
+        score_thresh=score_thresh,
+        detections_per_img=detections_per_img,
     )

@@ -1,19 +1,16 @@
-"""Training R-CNN (Girshick et al., 2014): a pipeline of stages, each resumable.
+"""Training R-CNN (Girshick et al., 2014): the stages after fine-tuning, each resumable. The pipeline that
+runs them in order, with the fine-tuning stage (stage 1, :mod:`rcnn.detectors.rcnn2014.finetune` through
+the Trainer), is :func:`rcnn.tasks.rcnn2014.train_rcnn`.
 
-1. **Fine-tune** the network on warped proposals (:mod:`rcnn.detectors.rcnn2014.finetune`) with the
-   iteration-based :class:`rcnn.engine.trainer.Trainer` and ``solver.*`` (checkpoints in
-   ``output.dir/finetune``; ``--resume`` continues an interrupted run; a finished one,
-   ``finetune/model_final.pth``, is reused).
 2. **Extract** pool5 features of every proposal and ground-truth box of every training image into a
    :class:`rcnn.detectors.rcnn2014.feature_cache.FeatureCache` (``model.rcnn.cache_dir``, default
    ``output.dir/features``). An interrupted extraction continues from the last complete chunk. As in the
    original code only pool5 is cached; fc7 is computed from it by the box head when the SVMs read it.
 3. **Scale**: the mean L2 norm of the SVM features (and of pool5) on the first chunks sets a factor making
    it ``feature_norm`` (20, the original code's ``feat_norm_mean`` rule).
-4. **SVMs**, one per class, with hard-negative mining streaming the chunks (:mod:`rcnn.detectors.rcnn2014.svm`).
+4. **SVMs**, one per class, with hard-negative mining streaming the chunks
+   (:mod:`rcnn.detectors.rcnn2014.svm`).
 5. **Box regression** on pool5 (:mod:`rcnn.detectors.rcnn2014.bbox_regressor`).
-6. Save ``output.dir/model_final.pth`` (the whole :class:`RCNN` state and the class metadata, loadable by
-   ``tools/evaluate.py --config --checkpoint``) and COCO-evaluate on the val split (``metrics.json``).
 
 Shape shorthand: G: gt boxes of an image; P: its proposals; R = G + P rows; K: classes; Dp: pool5 size.
 """
@@ -30,40 +27,17 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from rcnn.config import ConfigError
 from rcnn.config_schema import DetectionConfig
+from rcnn.data.collate import collate_detection
+from rcnn.data.errors import DatasetError
 from rcnn.detectors.rcnn2014.bbox_regressor import fit_box_regressor
 from rcnn.detectors.rcnn2014.feature_cache import FeatureCache
 from rcnn.detectors.rcnn2014.model import RCNN
-from rcnn.detectors.rcnn2014.finetune import FinetuneModel
 from rcnn.detectors.rcnn2014.svm import train_svms
 from rcnn.ops.boxes import box_iou
 
 logger = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------- 1. fine-tune
-def finetune(
-    cfg: DetectionConfig, model: RCNN, train_set, out_dir: str, *, resume: str | None, progress: bool
-) -> None:
-    """Fine-tune ``model``'s network in place (stage 1); a finished run in ``out_dir`` is loaded instead."""
-    from rcnn.utils.io import load_checkpoint
-    from rcnn.tasks.detection import build_detection_train_loader
-    from rcnn.engine.trainer import Trainer
-
-    r = cfg.model.rcnn
-    wrapper = FinetuneModel(model, fg_iou=r.fg_iou, batch_pos=r.batch_pos, batch_neg=r.batch_neg)
-    final = os.path.join(out_dir, "model_final.pth")
-    if os.path.isfile(final):
-        wrapper.load_state_dict(load_checkpoint(final)["model"])
-        logger.info("fine-tuning already done: loaded %s (delete it to fine-tune again)", final)
-        return
-    loader = build_detection_train_loader(cfg, train_set)
-    trainer = Trainer.from_config(
-        cfg.solver, wrapper, loader, sampler=loader.batch_sampler, output_dir=out_dir, progress=progress
-    )
-    if resume:
-        trainer.resume(resume)
-    trainer.train()
 
 
 def weights_fingerprint(model: RCNN) -> str:
@@ -133,8 +107,6 @@ def extract_features(
     progress: bool = True,
 ) -> FeatureCache:
     """Stage 2: pool5 features of every image of ``dataset`` not yet in ``cache``; marks it complete."""
-    from rcnn.data.collate import collate_detection
-
     if cache.complete:
         logger.info("feature cache %s is complete (%d rows)", cache.directory, cache.num_rows)
         return cache
@@ -154,7 +126,9 @@ def extract_features(
         for images, targets in tqdm(loader, desc="features", disable=not progress, dynamic_ncols=True):
             target = targets[0]
             if "proposals" not in target:
-                raise KeyError(f"image_id {target['image_id']}: the dataset gives no 'proposals'")
+                image_id = int(target["image_id"])
+                message = "the dataset gives no 'proposals' (data.train_proposals)"
+                raise DatasetError(message, image_id=image_id)
             cache.add(int(target["image_id"]), image_rows(model, images[0], target, num_classes, dtype))
         cache.finish()
     finally:
@@ -202,9 +176,9 @@ def train_heads(
     model: RCNN, cache: FeatureCache, cfg: DetectionConfig, *, progress: bool = True
 ) -> list[dict]:
     """Stages 3-5 on a complete cache: set the feature scales, the SVMs and the box regressors of
-    ``model.roi_heads`` (the model is left in eval mode). Returns the SVM training log."""
+    ``model.heads`` (the model is left in eval mode). Returns the SVM training log."""
     r = cfg.model.rcnn
-    heads = model.roi_heads
+    heads = model.heads
     model.eval()
     feature_scale = r.feature_norm / mean_norm(c["features"] for c in svm_feature_chunks(model, cache))
     pool5_scale = r.feature_norm / mean_norm(c["features"] for c in cache.iter_chunks(("features",)))
@@ -237,7 +211,7 @@ def train_heads(
 def fit_box_regressors(model: RCNN, cache: FeatureCache, min_iou: float = 0.6, lam: float = 1000.0) -> None:
     """Stage 5: per class, ridge regression from scaled pool5 features to the deltas of the rows with
     IoU >= ``min_iou`` with their best gt box (of that class)."""
-    heads = model.roi_heads
+    heads = model.heads
     coder = heads.box_coder
     feats, deltas, labels = [], [], []
     for chunk in cache.iter_chunks(("features", "boxes", "gt_boxes", "gt_labels", "max_iou")):
@@ -284,92 +258,5 @@ def cache_params(cfg: DetectionConfig, model: RCNN, num_classes: int) -> dict[st
 def cache_dtype(name: str) -> torch.dtype:
     dtypes = {"float16": torch.float16, "float32": torch.float32}
     if name not in dtypes:
-        raise ValueError(f"model.rcnn.cache_dtype must be one of {sorted(dtypes)}, got {name!r}")
+        raise ConfigError(f"model.rcnn.cache_dtype must be one of {sorted(dtypes)}, got {name!r}")
     return dtypes[name]
-
-
-# ----------------------------------------------------------------------------------------------- pipeline
-def main_for_config(cfg: DetectionConfig, *, resume: str | None = None, progress: bool = True) -> int:
-    """The whole pipeline for ``tools/train_detector.py`` (``model.type: rcnn``); returns the exit status:
-    0 done, 1 diverged, 2 bad config / data / missing file, 128 + signal when interrupted (run again, with
-    ``--resume`` while fine-tuning, to continue)."""
-    from rcnn.config import ConfigError, save_config
-    from rcnn.data.errors import DatasetError
-    from rcnn.detectors.build import build_detector
-    from rcnn.utils.io import atomic_save
-    from rcnn.tasks.detection import build_detection_dataset, detector_metadata, evaluate_detector
-    from rcnn.utils.comm import select_device
-    from rcnn.engine.logging import setup_logger
-    from rcnn.engine.trainer import TrainingInterrupted
-    from rcnn.evaluation.coco import format_table
-
-    out = cfg.output.dir
-    os.makedirs(out, exist_ok=True)
-    setup_logger(out, 0)
-    save_config(cfg, os.path.join(out, "config.yaml"))
-    torch.manual_seed(cfg.solver.seed)
-    try:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise ConfigError("model.type=rcnn trains in a single process; run it without torchrun")
-        for key in ("train_proposals", "val_proposals"):
-            if not getattr(cfg.data, key):
-                raise ConfigError(f"model.type=rcnn needs data.{key} (tools/compute_proposals.py)")
-        dtype = cache_dtype(cfg.model.rcnn.cache_dtype)
-        train_set = build_detection_dataset(cfg, "train")
-        extract_set = build_detection_dataset(cfg, "train", train=False)  # no augmentation, every image
-        val_set = build_detection_dataset(cfg, "val")
-        num_classes = cfg.model.num_classes or train_set.num_classes
-        if num_classes != train_set.num_classes:
-            raise ConfigError(
-                f"model.num_classes={num_classes} but {cfg.data.train_annotations} has "
-                f"{train_set.num_classes} categories"
-            )
-        model = build_detector(cfg.model, num_classes)
-        device = select_device(cfg.solver.device)
-    except (ConfigError, DatasetError, FileNotFoundError, ValueError, KeyError) as e:
-        logger.error("%s", e)
-        return 2
-    logger.info(
-        "R-CNN: %d training images, %d val images, %d classes", len(train_set), len(val_set), num_classes
-    )
-    try:
-        if cfg.model.rcnn.finetune:
-            finetune(cfg, model, train_set, os.path.join(out, "finetune"), resume=resume, progress=progress)
-        model.to(device).eval()
-        cache_dir = cfg.model.rcnn.cache_dir or os.path.join(out, "features")
-        cache = FeatureCache(
-            cache_dir, cache_params(cfg, model, num_classes), chunk_size=cfg.model.rcnn.chunk_size
-        )
-        extract_features(
-            model,
-            extract_set,
-            cache,
-            num_classes,
-            dtype=dtype,
-            num_workers=cfg.data.num_workers,
-            progress=progress,
-        )
-        svm_log = train_heads(model, cache, cfg, progress=progress)
-    except TrainingInterrupted as e:
-        logger.warning("%s", e)
-        return e.exit_code
-    except KeyboardInterrupt:
-        logger.warning(
-            "interrupted; run the same command again to continue (complete feature chunks are kept)"
-        )
-        return 130
-    except FloatingPointError as e:
-        logger.error("%s", e)
-        return 1
-    except (FileNotFoundError, DatasetError, ValueError, KeyError) as e:
-        logger.error("%s", e)
-        return 2
-    final = os.path.join(out, "model_final.pth")
-    metadata = detector_metadata(train_set)
-    atomic_save({"model": model.state_dict(), "extra": {"metadata": metadata}, "svm_log": svm_log}, final)
-    logger.info("saved %s", final)
-    metrics = evaluate_detector(
-        model, val_set, device, out, batch_size=cfg.test.ims_per_batch, progress=progress
-    )
-    logger.info("COCO evaluation on %s:\n%s", cfg.data.val_annotations, format_table(metrics))
-    return 0
