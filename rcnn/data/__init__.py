@@ -1,14 +1,23 @@
 """Datasets, transforms and batching.
 
-- ``coco.CocoDetection``: COCO-format detection dataset (the contract in docs/architecture.md);
-- ``transforms.build_detection_transforms``: box-aware resize / flip / jitter (albumentations);
-- ``collate.collate_detection``: batches of variable-size images;
-- ``imagefolder.ImageFolderDataset`` + ``build_classification_transforms`` / ``ten_crop_transform``;
-- ``synthetic.make_detection_dataset`` / ``make_classification_dataset``: built-in data from a seed;
-- ``voc.voc_to_coco``: Pascal VOC XML folders to a COCO dict;
-- ``errors.DatasetError``: raised on bad input, naming the file and the image/annotation id.
+Submodules:
 
-Submodules are imported on first use (``from rcnn.data import CocoDetection`` works).
+- :mod:`.coco`: ``CocoDetection``, the COCO-format detection dataset (the contract in docs/architecture.md);
+- :mod:`.image`: ``read_image``, image files to ``(H, W, 3) uint8`` RGB;
+- :mod:`.errors`: ``DatasetError`` (naming the file and the image / annotation id), ``load_coco_json``;
+- :mod:`.transforms`: ``build_detection_transforms``, box-aware resize / flip / jitter (albumentations);
+- :mod:`.collate`: ``collate_detection``, batches of variable-size images;
+- :mod:`.samplers`: ``TrainingSampler``, ``InferenceSampler``, aspect-ratio grouping, the data loader;
+- :mod:`.imagefolder`: ``ImageFolderDataset``, ``build_classification_transforms``, ``ten_crop_transform``;
+- :mod:`.synthetic`: ``make_detection_dataset`` / ``make_classification_dataset``, built-in data from a seed
+  (scenes drawn by :mod:`.synthetic_render`);
+- :mod:`.voc`: ``voc_to_coco``, Pascal VOC XML folders to a COCO dict.
+
+The names below are re-exported lazily (``from rcnn.data import CocoDetection`` imports ``rcnn.data.coco``
+on first use), unlike the other packages: import cost forces it. The submodules pull in pycocotools,
+albumentations and scikit-image (seconds), and the readers that need only :mod:`.image` and :mod:`.errors`
+(the selective search workers, which a forkserver pool starts fresh, and ``tools/voc_to_coco.py``) must not
+pay for them.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from typing import Any
 
 _EXPORTS = {
     "CocoDetection": "rcnn.data.coco",
-    "read_image": "rcnn.data.coco",
+    "read_image": "rcnn.data.image",
     "DatasetError": "rcnn.data.errors",
     "load_coco_json": "rcnn.data.errors",
     "build_detection_transforms": "rcnn.data.transforms",

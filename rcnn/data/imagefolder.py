@@ -23,8 +23,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from rcnn.data.coco import read_image
 from rcnn.data.errors import DatasetError
+from rcnn.data.image import read_image
 
 __all__ = ["ImageFolderDataset", "build_classification_transforms", "ten_crop_transform", "PCALighting"]
 

@@ -18,7 +18,10 @@ state after the ``n`` batches it actually used.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
+import multiprocessing.util  # noqa: F401  (registers its exit handler on import: ours must come after it)
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -224,8 +227,6 @@ def _stop_workers_at_exit() -> None:
     handler runs before it (registered later) and sends SIGKILL instead. Daemonic children are ended at
     exit either way; only the signal differs.
     """
-    import multiprocessing
-
     for process in multiprocessing.active_children():
         if process.daemon:
             process.kill()
@@ -242,9 +243,6 @@ def worker_init_fn(num_workers: int) -> Callable[[int], None] | None:
     if num_workers <= 0:
         return None
     if not _exit_handler_registered:
-        import atexit
-        import multiprocessing.util  # noqa: F401  (registers its exit handler on import: ours must come after it)
-
         atexit.register(_stop_workers_at_exit)
         _exit_handler_registered = True
     return _worker_init

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import skimage.data
 
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("circle", "shape"),
@@ -115,8 +116,6 @@ _MAX_SOURCE_SIDE = 512  # sources are stored at most this large (shorter side) t
 def background_sources() -> tuple[np.ndarray, ...]:
     """Images from scikit-image's bundled data: RGB (H, W, 3) photos and grey (H, W) textures, uint8, those
     that need a download left out. Falls back to smooth noise when none can be loaded."""
-    import skimage.data
-
     sources = []
     for name in _PHOTOS + _TEXTURES:
         try:

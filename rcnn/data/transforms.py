@@ -28,6 +28,7 @@ from typing import Any
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check on import
 
 import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
@@ -76,8 +77,6 @@ class ResizeShortestEdge(A.SmallestMaxSize):
         return {"scale": resize_scale(height, width, size, self.max_longest)}
 
     def apply(self, img: np.ndarray, scale: float, **params: Any) -> np.ndarray:
-        import cv2
-
         new_h, new_w = resized_shape(img.shape[0], img.shape[1], scale)
         if (new_h, new_w) == img.shape[:2]:
             return img

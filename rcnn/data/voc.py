@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rcnn.data.errors import DatasetError
+from rcnn.data.image import read_image
 
 __all__ = ["VOC_CLASSES", "voc_to_coco"]
 
@@ -47,8 +48,6 @@ def _number(node: ET.Element, path: str, file: str, image_id: object) -> float:
 
 
 def _image_size(path: str, image_id: object) -> tuple[int, int]:
-    from rcnn.data.coco import read_image
-
     h, w = read_image(path, image_id).shape[:2]
     return h, w
 

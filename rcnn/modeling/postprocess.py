@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from rcnn.ops.boxes import batched_nms, clip_boxes_to_image, remove_small_boxes
+from rcnn.ops.soft_nms import batched_soft_nms
 from rcnn.structures import Detections
 
 from .box_coder import BoxCoder
@@ -92,8 +93,6 @@ def _detections_one_image(
     if soft_nms == "none":
         keep = batched_nms(boxes, scores, labels, nms_thresh)[:detections_per_img]
     else:
-        from rcnn.ops.soft_nms import batched_soft_nms
-
         keep, scores = batched_soft_nms(
             boxes,
             scores,

@@ -1,4 +1,16 @@
-"""Detection ops: box utilities, NMS (hard and soft), RoI pooling and RoIAlign."""
+"""Detection ops: box utilities, NMS (hard and soft), RoI pooling and RoIAlign.
+
+Submodules:
+
+- :mod:`.boxes`: conversions, areas, IoU, clipping, NMS / batched NMS (torchvision's kernels);
+- :mod:`.soft_nms`: Soft-NMS (linear and Gaussian), per class;
+- :mod:`.roi`: ``RoIPool`` / ``RoIAlign`` as functions and modules;
+- :mod:`.roi_align_nhwc`: a channels-last CPU forward kernel of RoIAlign (numba);
+- :mod:`.roi_align_separable`: the CPU RoIAlign whose backward runs as two small matrix products.
+
+The two numba modules are not re-exported: :class:`RoIAlign` imports them on first CPU use, so that
+importing ``rcnn.ops`` does not import numba.
+"""
 
 from .boxes import (
     batched_nms,

@@ -116,6 +116,7 @@ class RoIAlign(nn.Module):
             and input.requires_grad
             and torch.is_grad_enabled()
         ):
+            # optional: the numba kernels load on first CPU use (importing numba costs ~0.5 s at start-up)
             from .roi_align_separable import roi_align_separable
 
             return roi_align_separable(
@@ -126,6 +127,7 @@ class RoIAlign(nn.Module):
             and input.device.type == "cpu"
             and not (input.requires_grad and torch.is_grad_enabled())
         ):
+            # optional: the numba kernel loads on first CPU use (importing numba costs ~0.5 s at start-up)
             from .roi_align_nhwc import roi_align_nhwc
 
             x, rois = _cast(input, boxes)

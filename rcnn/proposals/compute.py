@@ -13,7 +13,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+import cv2
 import numpy as np
+from tqdm import tqdm
+
+from rcnn.data.errors import DatasetError
+from rcnn.data.image import read_image
 
 from .cache import CODE_VERSION, ProposalCache
 from .selective_search import PRESETS, selective_search
@@ -45,9 +50,6 @@ def search_image(path: str, image_id: int, size: tuple[int, int], params: dict[s
     """Selective search on one image file -> ``(image_id, boxes (P, 4) float32, seconds)``.
 
     size: (height, width) from the annotation file; a file of another size is an error naming it."""
-    from rcnn.data.coco import read_image
-    from rcnn.data.errors import DatasetError
-
     start = time.perf_counter()
     image = read_image(path, image_id)
     if image.shape[:2] != tuple(size):
@@ -71,8 +73,6 @@ def search_image(path: str, image_id: int, size: tuple[int, int], params: dict[s
 
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    import cv2
-
     cv2.setNumThreads(1)
 
 
@@ -89,8 +89,6 @@ def compute_missing(
     """Compute and store the proposals of the images of ``dataset`` that ``cache`` lacks, with
     ``workers`` processes (1: in this process). Each image is stored as soon as it is done. Returns the
     seconds each computed image took."""
-    from tqdm import tqdm
-
     index = {image_id: i for i, image_id in enumerate(dataset.ids)}
     todo = cache.missing(dataset.ids)
     jobs = []

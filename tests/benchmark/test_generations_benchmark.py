@@ -4,18 +4,14 @@ positive times; no assertion on accuracy or speed); every override it passes is 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
-from pathlib import Path
 
 import pytest
 from helpers.benchmark_tables import table_rows
 
 from tools.benchmarks import generations
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
 
 
 def _number(cell: str) -> float:
@@ -25,12 +21,10 @@ def _number(cell: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory) -> dict:
+def quick_run(tmp_path_factory, load_tool) -> dict:
     """``python tools/benchmark.py --sections generations --quick --output TMP.md`` (in this process), the
     runs kept in a work folder."""
-    spec = importlib.util.spec_from_file_location("tools_benchmark_generations", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("benchmark")
     root = tmp_path_factory.mktemp("generations")
     output, work = root / "bench.md", root / "work"
     argv = ["--sections", "generations", "--quick", "--output", str(output), "--work-dir", str(work)]

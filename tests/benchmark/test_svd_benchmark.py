@@ -5,9 +5,7 @@ other (no assertion on accuracy or speed)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,12 +13,10 @@ from helpers.benchmark_tables import table_rows
 from torch import nn
 
 from backbones.base import BoxHead
-from tools.benchmarks import svd
 from rcnn.modeling import svd as modeling_svd
 from rcnn.modeling.roi_heads import FastRCNNPredictor
 from rcnn.modeling.svd import TruncatedSVDLinear
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
+from tools.benchmarks import svd
 
 
 class _Heads(nn.Module):
@@ -96,10 +92,8 @@ def _number(cell: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def quick_section(tmp_path_factory) -> str:
-    spec = importlib.util.spec_from_file_location("tools_benchmark_svd", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+def quick_section(tmp_path_factory, load_tool) -> str:
+    tool = load_tool("benchmark")
     root = tmp_path_factory.mktemp("svd")
     output = root / "bench.md"
     argv = ["--sections", "svd", "--quick", "--output", str(output), "--work-dir", str(root / "work")]

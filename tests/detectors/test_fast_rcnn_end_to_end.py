@@ -4,15 +4,14 @@ the truncated SVD of the region head's fc layers (shapes, exactness at full rank
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 import pytest
 import torch
+from helpers.tools import load_tool
 from torch import nn
 
 from rcnn.config import load_config
@@ -26,14 +25,6 @@ from rcnn.tasks.detection import build_detection_dataset, evaluate_detector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "fast_rcnn", "synthetic_resnet18.yaml")
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

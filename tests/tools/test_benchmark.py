@@ -1,20 +1,12 @@
 """tools/benchmark.py: sections replaced in place in the benchmarks document, a real (tiny) section run
 through main(), and the proposal cache throughput section."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("tools_benchmark", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool("benchmark")
 
 
 def test_update_document_appends_then_replaces_in_place(tool):

@@ -3,14 +3,13 @@ resume computing only the missing images, refused parameter changes, bad images,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 
 import cv2
 import numpy as np
 import pytest
+from helpers.tools import load_tool
 
 from rcnn.proposals import compute
 from rcnn.proposals.recall import mabo, proposal_recall
@@ -19,16 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG = os.path.join(ROOT, "configs", "fast_rcnn", "synthetic_resnet18.yaml")
 
 
-def load_tool():
-    path = os.path.join(ROOT, "tools", "compute_proposals.py")
-    spec = importlib.util.spec_from_file_location("tool_compute_proposals", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # the process pool pickles the worker function by module name
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_tool("compute_proposals")
 
 # (height, width, [((x1, y1, x2, y2), category id), ...]); the last image has no annotations
 IMAGES = [

@@ -3,12 +3,12 @@ outputs, exact resume, bad input, the COCO evaluation and the drawn detections."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import pytest
 import torch
+from helpers.tools import load_tool
 
 from rcnn.config import load_config
 from rcnn.config_schema import DetectionConfig
@@ -19,13 +19,6 @@ from rcnn.tasks.detection import load_detector
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "faster_rcnn", "synthetic_resnet18.yaml")
 LOSSES = ("loss_rpn_cls", "loss_rpn_box", "loss_cls", "loss_box")
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 train_detector = load_tool("train_detector")

@@ -1,24 +1,13 @@
 """tools/evaluate.py: --gt/--results mode, run in-process through main()."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "evaluate.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("tools_evaluate", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def tool():
-    return load_tool()
+def tool(load_tool):
+    return load_tool("evaluate")
 
 
 CATEGORIES = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from helpers.tools import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic_tool", ROOT / "tools" / "make_synthetic.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_synthetic_tool", module)
-    spec.loader.exec_module(module)
-    return module
+tool = load_tool("make_synthetic")
 
 
 def test_both_tasks_layout(tmp_path, capsys):
@@ -33,7 +23,7 @@ def test_both_tasks_layout(tmp_path, capsys):
         "--seed",
         "4",
     ]
-    assert _tool().main([*args, "--workers", "0"]) == 0
+    assert tool.main([*args, "--workers", "0"]) == 0
     det = tmp_path / "detection"
     assert len(list((det / "train").glob("*.png"))) == 3 and len(list((det / "val").glob("*.png"))) == 1
     data = json.loads((det / "train.json").read_text())
@@ -48,7 +38,7 @@ def test_both_tasks_layout(tmp_path, capsys):
 
 def test_classification_counts_per_class(tmp_path):
     args = ["--output", str(tmp_path), "--task", "classification", "--num-train", "9", "--image-size", "24"]
-    assert _tool().main([*args, "--cls-num-train", "2", "--cls-num-val", "1", "--workers", "0"]) == 0
+    assert tool.main([*args, "--cls-num-train", "2", "--cls-num-val", "1", "--workers", "0"]) == 0
     cls = tmp_path / "classification"
     assert all(len(list(d.glob("*.png"))) == 2 for d in (cls / "train").iterdir())
     assert all(len(list(d.glob("*.png"))) == 1 for d in (cls / "val").iterdir())
@@ -57,7 +47,7 @@ def test_classification_counts_per_class(tmp_path):
 
 def test_detection_only(tmp_path):
     args = ["--output", str(tmp_path), "--num-train", "2", "--num-val", "0", "--image-size", "32"]
-    assert _tool().main([*args, "--task", "detection", "--workers", "0"]) == 0
+    assert tool.main([*args, "--task", "detection", "--workers", "0"]) == 0
     assert (tmp_path / "detection" / "train.json").exists()
     assert not (tmp_path / "classification").exists()
 
@@ -67,5 +57,5 @@ def test_detection_only(tmp_path):
 )
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(SystemExit) as info:
-        _tool().main(["--output", str(tmp_path), *bad])
+        tool.main(["--output", str(tmp_path), *bad])
     assert info.value.code == 2

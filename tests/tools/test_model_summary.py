@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "model_summary.py"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("model_summary_tool", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_vgg16_totals(capsys):
-    assert _tool().main(["vgg16", "--device", "meta", "--group", "classifier"]) == 0
+    assert load_tool("model_summary").main(["vgg16", "--device", "meta", "--group", "classifier"]) == 0
     out = capsys.readouterr().out
     assert "features.0" in out and "Conv2d" in out and "64x224x224" in out
     assert "138,357,544" in out and "15,470,264,320" in out and "15,237,608" in out
@@ -29,14 +22,14 @@ def test_vgg16_totals(capsys):
 
 
 def test_alexnet_at_227_with_options(capsys):
-    tool = _tool()
+    tool = load_tool("model_summary")
     assert tool.main(["alexnet", "--input-size", "227", "--device", "meta", "-o", "groups=1"]) == 0
     out = capsys.readouterr().out
     assert "96x55x55" in out and "34,944" in out and "62,378,344" in out  # groups=1: merged halves
 
 
 def test_errors(capsys):
-    tool = _tool()
+    tool = load_tool("model_summary")
     assert tool.main(["vgg17"]) == 2
     assert "Did you mean" in capsys.readouterr().err
     assert tool.main(["alexnet", "--input-size", "32", "--device", "meta"]) == 2

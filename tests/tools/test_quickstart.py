@@ -4,24 +4,15 @@ clearly above zero."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import pytest
+from helpers.tools import load_tool
 
 from rcnn.engine.logging import read_metrics
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOSSES = ("loss_rpn_cls", "loss_rpn_box", "loss_cls", "loss_box")
-
-
-def load_quickstart():
-    path = os.path.join(ROOT, "tools", "quickstart.py")
-    spec = importlib.util.spec_from_file_location("tool_quickstart", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +29,7 @@ def run(tmp_path_factory) -> str:
         "solver.max_iter=600", "solver.steps=[480]",
         "solver.checkpoint_period=600", "solver.log_period=10",
     ]  # fmt: skip
-    assert load_quickstart().main(args) == 0
+    assert load_tool("quickstart").main(args) == 0
     return os.path.join(out, "run")
 
 

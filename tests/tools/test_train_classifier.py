@@ -3,28 +3,23 @@ trained classifier loaded as a detector backbone."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 
 import pytest
 import torch
+from helpers.tools import load_tool
 
 import backbones
 from rcnn.config import load_config
 from rcnn.config_schema import ClassificationConfig
 from rcnn.data.synthetic import make_classification_dataset
 from rcnn.engine.checkpoint import Checkpointer
-from rcnn.utils.io import load_checkpoint
 from rcnn.engine.logging import read_metrics
+from rcnn.utils.io import load_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    "train_classifier", os.path.join(ROOT, "tools", "train_classifier.py")
-)
-train_classifier = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_classifier)
+train_classifier = load_tool("train_classifier")
 
 
 def tool_args(data_root: str, out: str, epochs: int, *extra: str) -> list[str]:

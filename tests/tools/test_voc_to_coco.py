@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+from helpers.tools import load_tool
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("voc_to_coco_tool", ROOT / "tools" / "voc_to_coco.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("voc_to_coco_tool", module)
-    spec.loader.exec_module(module)
-    return module
+tool = load_tool("voc_to_coco")
 
 
 def _make_voc(root: Path) -> Path:
@@ -37,7 +28,7 @@ def _make_voc(root: Path) -> Path:
 def test_tool_writes_coco_json(tmp_path, capsys):
     root = _make_voc(tmp_path / "VOC")
     out = tmp_path / "out" / "train.json"
-    assert _tool().main([str(root), "--split", "train", "--output", str(out)]) == 0
+    assert tool.main([str(root), "--split", "train", "--output", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["images"][0]["file_name"] == "a.png"
     assert data["annotations"][0]["bbox"] == [1.0, 2.0, 11.0, 8.0]
@@ -48,7 +39,7 @@ def test_tool_writes_coco_json(tmp_path, capsys):
 def test_tool_custom_classes(tmp_path):
     root = _make_voc(tmp_path / "VOC")
     out = tmp_path / "c.json"
-    assert _tool().main([str(root), "--split", "train", "--output", str(out), "--classes", "car,boat"]) == 0
+    assert tool.main([str(root), "--split", "train", "--output", str(out), "--classes", "car,boat"]) == 0
     data = json.loads(out.read_text())
     assert [c["name"] for c in data["categories"]] == ["car", "boat"]
     assert data["annotations"][0]["category_id"] == 2
@@ -57,6 +48,6 @@ def test_tool_custom_classes(tmp_path):
 def test_tool_reports_errors(tmp_path, capsys):
     root = _make_voc(tmp_path / "VOC")
     out = tmp_path / "x.json"
-    assert _tool().main([str(root), "--split", "val", "--output", str(out)]) == 2
+    assert tool.main([str(root), "--split", "val", "--output", str(out)]) == 2
     assert "val.txt" in capsys.readouterr().err
     assert not out.exists()
