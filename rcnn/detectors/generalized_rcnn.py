@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from backbones.base import Backbone
+from backbones.fuse import fold_batchnorm
 from rcnn.structures import Detections, Target, check_boxes, check_image, check_target
 
 
@@ -89,8 +90,6 @@ class GeneralizedRCNN(nn.Module):
         (:func:`backbones.fuse.fold_batchnorm`); the folded weights are a different parameterisation, so
         the model is for inference only afterwards. channels_last: see :meth:`use_channels_last`.
         """
-        from backbones.fuse import fold_batchnorm
-
         self.eval()
         if fold_bn:
             fold_batchnorm(self.backbone)

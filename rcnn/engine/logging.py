@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rcnn.utils.comm import get_rank
+from rcnn.utils.io import atomic_write_text
 
 _FORMAT = "[%(asctime)s %(name)s %(levelname)s] %(message)s"
 _DATEFMT = "%m/%d %H:%M:%S"
@@ -66,8 +67,6 @@ def setup_logger(
 
 def _purge_jsonl(path: str, step_key: str, after: int) -> None:
     """Drop the lines of ``path`` whose ``step_key`` is above ``after`` (rewritten atomically)."""
-    from rcnn.utils.io import atomic_write_text
-
     if not os.path.isfile(path):
         return
     kept = []
