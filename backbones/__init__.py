@@ -12,7 +12,11 @@ Each network module exposes ``CLASSIFIERS`` (a plain dict name -> builder) and
 
 from __future__ import annotations
 
+import difflib
+import functools
 import importlib
+import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -34,11 +38,39 @@ for _module_name in _NETWORK_MODULES:
 
 def _check_name(name: str) -> None:
     if name not in CLASSIFIERS:
-        import difflib
-
         close = difflib.get_close_matches(name, list(CLASSIFIERS), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise KeyError(f"unknown network '{name}'.{hint} Available: {', '.join(sorted(CLASSIFIERS))}")
+
+
+def _keyword_options(fn: Callable[..., object]) -> tuple[set[str], bool]:
+    """The keyword arguments with a default of ``fn`` (num_classes aside), and whether it takes ``**kw``."""
+    params = inspect.signature(fn).parameters.values()
+    names = {
+        p.name
+        for p in params
+        if p.default is not inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name != "num_classes"
+    }
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def accepted_options(name: str) -> set[str]:
+    """The builder options (``build_classifier(name, **options)``) of the network ``name``: the builder's
+    keyword arguments, and where it forwards ``**options`` to the network class of its return type, the
+    keyword arguments (with a default) of that class (and of its base classes while they forward too)."""
+    _check_name(name)
+    builder = CLASSIFIERS[name]
+    names, forwards = _keyword_options(builder)
+    fn = builder.func if isinstance(builder, functools.partial) else builder
+    network = typing.get_type_hints(fn).get("return") if forwards else None
+    for cls in network.__mro__ if isinstance(network, type) else ():  # a class forwarding **options up
+        if not forwards or cls is nn.Module or "__init__" not in vars(cls):
+            continue
+        more, forwards = _keyword_options(cls.__init__)
+        names |= more
+    return names
 
 
 def build_classifier(name: str, num_classes: int = 1000, **options: Any) -> nn.Module:
@@ -74,6 +106,7 @@ __all__ = [
     "BoxHead",
     "FeatureSpec",
     "CLASSIFIERS",
+    "accepted_options",
     "build_backbone",
     "build_classifier",
     "freeze_batchnorm",
