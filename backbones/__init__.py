@@ -23,7 +23,7 @@ from typing import Any
 from torch import nn
 
 from .base import Backbone, BoxHead, FeatureSpec, freeze_batchnorm
-from .weights import load_pretrained
+from .weights import describe_mismatch, load_pretrained
 
 _NETWORK_MODULES = ["lenet", "alexnet", "zfnet", "vgg", "resnet", "cifar_resnet", "se_resnet", "googlenet"]
 
@@ -73,6 +73,17 @@ def accepted_options(name: str) -> set[str]:
     return names
 
 
+def related_networks(name: str) -> dict[str, Callable[[], nn.Module]]:
+    """The other layouts of the network ``name`` (``alexnet`` <-> ``alexnet_tv``, ``googlenet`` <->
+    ``googlenet_bn``, ``vgg16`` <-> ``vgg16_bn``): the networks whose name extends or shortens it by one
+    ``_suffix``, as zero-argument builders (for :func:`backbones.weights.describe_mismatch`)."""
+    return {
+        other: functools.partial(CLASSIFIERS[other], num_classes=1000)
+        for other in sorted(CLASSIFIERS)
+        if other.rpartition("_")[0] == name or name.rpartition("_")[0] == other
+    }
+
+
 def build_classifier(name: str, num_classes: int = 1000, **options: Any) -> nn.Module:
     """The classification network ``name``: ``(N, 3, H, W) -> (N, num_classes)`` logits
     (GoogLeNet in training mode also returns its two auxiliary logits)."""
@@ -87,14 +98,17 @@ def build_backbone(
     freeze_at: int = 0,
     frozen_bn: bool = False,
     num_classes: int = 1000,
+    weights_key: str = "model.backbone.weights",
     **options: Any,
 ) -> Backbone:
     """The network ``name`` cut for detection (see :mod:`backbones.base`), optionally initialised from a
-    local checkpoint (torchvision/timm state_dict, or a classifier saved by ``tools/train_classifier.py``)."""
+    local checkpoint (torchvision/timm state_dict, or a classifier saved by ``tools/train_classifier.py``).
+    Problems with ``weights`` raise FileNotFoundError / ValueError starting with ``weights_key``, the
+    config key that named the file."""
     _check_name(name)
     model = CLASSIFIERS[name](num_classes=num_classes, **options)
-    if weights:
-        load_pretrained(model, weights)
+    if weights:  # a trunk: the class layers are cut off below, so a different class count is no news
+        load_pretrained(model, weights, trunk=True, key=weights_key, alternatives=related_networks(name))
     if frozen_bn:
         freeze_batchnorm(model)
     backbone = _CUTTERS[name](model)
@@ -108,7 +122,9 @@ __all__ = [
     "CLASSIFIERS",
     "accepted_options",
     "build_backbone",
+    "related_networks",
     "build_classifier",
     "freeze_batchnorm",
+    "describe_mismatch",
     "load_pretrained",
 ]
