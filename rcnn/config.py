@@ -94,9 +94,9 @@ def device_name(value: str) -> str | None:
 
 
 def _fmt(value: Any) -> str:
-    """A value as it would be written on the command line: ``resnet19``, ``[600]``, ``{width: 8}``."""
+    """A value as messages show it: ``'resnet19'`` (strings quoted), ``600``, ``[600]``, ``{width: 8}``."""
     if isinstance(value, str):
-        return value if value and value.strip() == value and " " not in value else repr(value)
+        return repr(value)
     return yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip().removesuffix("...").strip()
 
 

@@ -37,22 +37,24 @@ def test_every_config_file_loads_and_round_trips(path, tmp_path):
     "override, expected",
     [
         ("model.backbone.name=resnet19",
-         "model.backbone.name=resnet19: unknown network; did you mean 'resnet18'?"),
+         "model.backbone.name='resnet19': unknown network; did you mean 'resnet18'?"),
         ("solver.max_iter=0", "solver.max_iter=0: must be > 0"),
-        ("model.roi_heads.pooler=roi_pooll", "model.roi_heads.pooler=roi_pooll: expected one of 'roi_pool', "
-         "'roi_align'. Did you mean 'roi_pool'?"),
-        ("solver.device=gpu", "solver.device=gpu: expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ("model.roi_heads.pooler=roi_pooll",
+         "model.roi_heads.pooler='roi_pooll': expected one of 'roi_pool', 'roi_align'. "
+         "Did you mean 'roi_pool'?"),
+        ("solver.device=gpu", "solver.device='gpu': expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         ("data.min_size=[]", "data.min_size=[]: must not be empty"),
         ("data.min_size=[600,0]", "data.min_size=[600, 0]: must be > 0"),
         ("solver.ims_per_batch=0", "solver.ims_per_batch=0: must be > 0"),
         ("solver.steps=[3500,2850]", "solver.steps=[3500, 2850]: must be strictly increasing"),
         ("solver.base_lr=-1", "solver.base_lr=-1.0: must be > 0"),
         ("model.type=faster-rcnn",
-         "model.type=faster-rcnn: expected one of 'faster_rcnn', 'fast_rcnn', 'rcnn'. "
+         "model.type='faster-rcnn': expected one of 'faster_rcnn', 'fast_rcnn', 'rcnn'. "
          "Did you mean 'faster_rcnn'?"),
         ("model.roi_heads.soft_nms=gauss", "Did you mean 'gaussian'?"),
-        ("model.rcnn.cache_dtype=half", "model.rcnn.cache_dtype=half: expected one of 'float16', 'float32'."),
-        ("proposals.mode=slow", "proposals.mode=slow: expected one of 'single', 'fast', 'quality'."),
+        ("model.rcnn.cache_dtype=half",
+         "model.rcnn.cache_dtype='half': expected one of 'float16', 'float32'."),
+        ("proposals.mode=slow", "proposals.mode='slow': expected one of 'single', 'fast', 'quality'."),
         ("data.hflip_prob=1.5", "data.hflip_prob=1.5: must be between 0 and 1"),
         ("data.min_size=600", "data.min_size=600: expected a list, got int; did you mean [600]?"),
         ("solver.base_rl=0.1", "unknown config key 'solver.base_rl'. Did you mean 'solver.base_lr'?"),
@@ -100,15 +102,15 @@ def test_backbone_options_of_another_network_are_accepted():
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("model.name=resnet19", "model.name=resnet19: unknown network; did you mean 'resnet18'?"),
+        ("model.name=resnet19", "model.name='resnet19': unknown network; did you mean 'resnet18'?"),
         ("model.options={width:8}", "write a space after the colon: {width: 8}"),
         (
             "solver.lr_schedule=cosin",
-            "solver.lr_schedule=cosin: expected one of 'step', 'plateau', 'cosine'.",
+            "solver.lr_schedule='cosin': expected one of 'step', 'plateau', 'cosine'.",
         ),
         ("solver.batch_size=0", "solver.batch_size=0: must be > 0"),
         ("solver.epochs=0", "solver.epochs=0: must be > 0"),
-        ("solver.device=gpu", "solver.device=gpu: expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        ("solver.device=gpu", "solver.device='gpu': expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
         ("solver.steps=[60,30]", "solver.steps=[60, 30]: must be strictly increasing"),
         ("solver.bsae_lr=0.1", "Did you mean 'solver.base_lr'?"),
     ],
