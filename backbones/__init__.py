@@ -9,8 +9,9 @@
 Submodules:
 
 - :mod:`.base`: ``Backbone``, ``BoxHead``, ``FeatureSpec``, ``freeze_batchnorm``;
-- :mod:`.build`: ``CLASSIFIERS`` (name -> builder), ``build_classifier``, ``build_backbone``;
-- :mod:`.weights`: ``load_pretrained`` (torchvision / timm checkpoints, local files);
+- :mod:`.build`: ``CLASSIFIERS`` (name -> builder), ``build_classifier``, ``build_backbone``,
+  ``accepted_options``, ``related_networks``;
+- :mod:`.weights`: ``load_pretrained`` (torchvision / timm checkpoints, local files), ``describe_mismatch``;
 - one module per network, each with ``CLASSIFIERS`` and ``cut_for_detection``: :mod:`.lenet`,
   :mod:`.alexnet`, :mod:`.zfnet`, :mod:`.vgg`, :mod:`.resnet`, :mod:`.cifar_resnet`, :mod:`.se_resnet`,
   :mod:`.googlenet`;
@@ -18,16 +19,19 @@ Submodules:
 """
 
 from .base import Backbone, BoxHead, FeatureSpec, freeze_batchnorm
-from .build import CLASSIFIERS, build_backbone, build_classifier
-from .weights import load_pretrained
+from .build import CLASSIFIERS, accepted_options, build_backbone, build_classifier, related_networks
+from .weights import describe_mismatch, load_pretrained
 
 __all__ = [
     "CLASSIFIERS",
     "Backbone",
     "BoxHead",
     "FeatureSpec",
+    "accepted_options",
     "build_backbone",
     "build_classifier",
+    "describe_mismatch",
     "freeze_batchnorm",
     "load_pretrained",
+    "related_networks",
 ]

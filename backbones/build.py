@@ -7,6 +7,9 @@ Each network module exposes ``CLASSIFIERS`` (a plain dict name -> builder) and
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +19,7 @@ from . import alexnet, cifar_resnet, googlenet, lenet, resnet, se_resnet, vgg, z
 from .base import Backbone, freeze_batchnorm
 from .weights import load_pretrained
 
-__all__ = ["CLASSIFIERS", "build_backbone", "build_classifier"]
+__all__ = ["CLASSIFIERS", "accepted_options", "build_backbone", "build_classifier", "related_networks"]
 
 _NETWORK_MODULES = [lenet, alexnet, zfnet, vgg, resnet, cifar_resnet, se_resnet, googlenet]
 
@@ -35,6 +38,47 @@ def _check_name(name: str) -> None:
         raise KeyError(f"unknown network '{name}'.{hint} Available: {', '.join(sorted(CLASSIFIERS))}")
 
 
+def _keyword_options(fn: Callable[..., object]) -> tuple[set[str], bool]:
+    """The keyword arguments with a default of ``fn`` (num_classes aside), and whether it takes ``**kw``."""
+    params = inspect.signature(fn).parameters.values()
+    names = {
+        p.name
+        for p in params
+        if p.default is not inspect.Parameter.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name != "num_classes"
+    }
+    return names, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def accepted_options(name: str) -> set[str]:
+    """The builder options (``build_classifier(name, **options)``) of the network ``name``: the builder's
+    keyword arguments, and where it forwards ``**options`` to the network class of its return type, the
+    keyword arguments (with a default) of that class (and of its base classes while they forward too)."""
+    _check_name(name)
+    builder = CLASSIFIERS[name]
+    names, forwards = _keyword_options(builder)
+    fn = builder.func if isinstance(builder, functools.partial) else builder
+    network = typing.get_type_hints(fn).get("return") if forwards else None
+    for cls in network.__mro__ if isinstance(network, type) else ():  # a class forwarding **options up
+        if not forwards or cls is nn.Module or "__init__" not in vars(cls):
+            continue
+        more, forwards = _keyword_options(cls.__init__)
+        names |= more
+    return names
+
+
+def related_networks(name: str) -> dict[str, Callable[[], nn.Module]]:
+    """The other layouts of the network ``name`` (``alexnet`` <-> ``alexnet_tv``, ``googlenet`` <->
+    ``googlenet_bn``, ``vgg16`` <-> ``vgg16_bn``): the networks whose name extends or shortens it by one
+    ``_suffix``, as zero-argument builders (for :func:`backbones.weights.describe_mismatch`)."""
+    return {
+        other: functools.partial(CLASSIFIERS[other], num_classes=1000)
+        for other in sorted(CLASSIFIERS)
+        if other.rpartition("_")[0] == name or name.rpartition("_")[0] == other
+    }
+
+
 def build_classifier(name: str, num_classes: int = 1000, **options: Any) -> nn.Module:
     """The classification network ``name``: ``(N, 3, H, W) -> (N, num_classes)`` logits
     (GoogLeNet in training mode also returns its two auxiliary logits)."""
@@ -49,14 +93,17 @@ def build_backbone(
     freeze_at: int = 0,
     frozen_bn: bool = False,
     num_classes: int = 1000,
+    weights_key: str = "model.backbone.weights",
     **options: Any,
 ) -> Backbone:
     """The network ``name`` cut for detection (see :mod:`backbones.base`), optionally initialised from a
-    local checkpoint (torchvision/timm state_dict, or a classifier saved by ``tools/train_classifier.py``)."""
+    local checkpoint (torchvision/timm state_dict, or a classifier saved by ``tools/train_classifier.py``).
+    Problems with ``weights`` raise FileNotFoundError / ValueError starting with ``weights_key``, the
+    config key that named the file."""
     _check_name(name)
     model = CLASSIFIERS[name](num_classes=num_classes, **options)
-    if weights:
-        load_pretrained(model, weights)
+    if weights:  # a trunk: the class layers are cut off below, so a different class count is no news
+        load_pretrained(model, weights, trunk=True, key=weights_key, alternatives=related_networks(name))
     if frozen_bn:
         freeze_batchnorm(model)
     backbone = _CUTTERS[name](model)

@@ -17,12 +17,14 @@ aux ``fc2``) without a list per network. Those layers keep their fresh initialis
 them with both class counts (``strict_classes=True`` makes it an error). Anything else raises a
 ``ValueError`` listing the missing, unexpected and mis-shaped keys. BatchNorm's ``num_batches_tracked``
 counters are bookkeeping, not weights, and are ignored when present on one side only.
+A mismatch is summarised in at most five lines (:func:`describe_mismatch`) with the likely fix: the
+``width`` option of the config, or a sibling layout (``alexnet_tv``, ``googlenet_bn``) whose names fit.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -105,13 +107,63 @@ def _class_layers(
     return sorted(layers), n_ckpt.pop(), n_model
 
 
-def _describe(
+_SHOWN = 3  # keys listed per kind in a mismatch summary
+
+
+def _listed(items: list[str]) -> str:
+    more = f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return ", ".join(items[:_SHOWN]) + more
+
+
+def _width_hint(model: nn.Module, mismatched: dict[str, tuple[torch.Size, torch.Size]]) -> str | None:
+    """For a network with a ``width`` option: the width the checkpoint was trained with, when every
+    mis-shaped tensor is the model's scaled by one factor in its channel dimensions."""
+    width = getattr(model, "width", None)
+    if not isinstance(width, int) or not mismatched:
+        return None
+    ratios = set()
+    for ckpt, own in mismatched.values():
+        if len(ckpt) != len(own):
+            return None
+        ratios |= {c / m for c, m in zip(ckpt[:2], own[:2]) if c != m and m}
+    if len(ratios) != 1:
+        return None
+    ckpt_width = round(width * ratios.pop())
+    return (
+        f"the model is built with the option width={width} (options: {{width: {width}}} in the config), "
+        f"the checkpoint with width={ckpt_width}: drop the width option (or set it to {ckpt_width})"
+    )
+
+
+def _layout_hint(
+    state: Mapping[str, Tensor], alternatives: Mapping[str, Callable[[], nn.Module]]
+) -> str | None:
+    """The first of ``alternatives`` (name -> builder) whose parameter names are exactly the checkpoint's."""
+    wanted = {k for k in state if k.rpartition(".")[2] not in _BOOKKEEPING}
+    for name, build in alternatives.items():
+        with torch.device("meta"):  # names only: nothing is allocated
+            names = {k for k in build().state_dict() if k.rpartition(".")[2] not in _BOOKKEEPING}
+        if names == wanted:
+            return (
+                f"the checkpoint has the layout of '{name}' (the same network, other layer names): use {name}"
+            )
+    return None
+
+
+def describe_mismatch(
     source: str,
     model: nn.Module,
-    missing: dict[str, torch.Size],
-    unexpected: dict[str, torch.Size],
-    mismatched: dict[str, tuple[torch.Size, torch.Size]],
-) -> str:
+    state: Mapping[str, Tensor],
+    *,
+    alternatives: Mapping[str, Callable[[], nn.Module]] | None = None,
+) -> str | None:
+    """Why ``state`` does not fit ``model``, in at most five lines: what differs (a few keys of each kind,
+    with counts) and the likely fix (the ``width`` option, another layout such as ``alexnet_tv`` /
+    ``googlenet_bn`` among ``alternatives``); None when it fits (a different number of classes aside)."""
+    own = model.state_dict()
+    missing, unexpected, mismatched = _differences(own, state)
+    if not (missing or unexpected or (mismatched and _class_layers(model, mismatched) is None)):
+        return None
     lines = [f"{source}: checkpoint does not fit {type(model).__name__}"]
     if missing and unexpected:
         lines[0] += " (names differ: a checkpoint of another network or layout?)"
@@ -120,28 +172,22 @@ def _describe(
         ("unexpected in the checkpoint", unexpected),
     ):
         if keys:
-            lines.append(f"  {title} ({len(keys)}): " + ", ".join(f"{k} {tuple(v)}" for k, v in keys.items()))
+            lines.append(f"  {title} ({len(keys)}): " + _listed([f"{k} {tuple(v)}" for k, v in keys.items()]))
     if mismatched:
-        shapes = (f"{k} checkpoint {tuple(c)} vs model {tuple(m)}" for k, (c, m) in mismatched.items())
-        lines.append(f"  mis-shaped ({len(mismatched)}): " + ", ".join(shapes))
+        shapes = [f"{k} checkpoint {tuple(c)} vs model {tuple(m)}" for k, (c, m) in mismatched.items()]
+        lines.append(f"  mis-shaped ({len(mismatched)}): " + _listed(shapes))
+    hint = (_width_hint(model, mismatched) if not (missing or unexpected) else None) or (
+        _layout_hint(state, alternatives) if alternatives and (missing or unexpected) else None
+    )
+    if hint:
+        lines.append(f"  likely fix: {hint}")
     return "\n".join(lines)
 
 
-def load_pretrained(model: nn.Module, path: str | Path, *, strict_classes: bool = False) -> nn.Module:
-    """Copy the weights stored in ``path`` into ``model`` (in place) and return it.
-
-    Raises FileNotFoundError for a missing file, ValueError for a file that is not a checkpoint or does not
-    fit (the message lists missing, unexpected and mis-shaped keys). A different number of classes only
-    re-initialises the class layers, with a warning (a ValueError with ``strict_classes=True``).
-    """
-    return load_state(model, read_state_dict(path), source=str(path), strict_classes=strict_classes)
-
-
-def load_state(
-    model: nn.Module, state: Mapping[str, Tensor], *, source: str = "state_dict", strict_classes: bool = False
-) -> nn.Module:
-    """:func:`load_pretrained` for a state_dict already in memory; ``source`` names it in messages."""
-    own = model.state_dict()
+def _differences(
+    own: Mapping[str, Tensor], state: Mapping[str, Tensor]
+) -> tuple[dict[str, torch.Size], dict[str, torch.Size], dict[str, tuple[torch.Size, torch.Size]]]:
+    """(missing, unexpected, mis-shaped) keys of ``state`` against the model's ``own`` state_dict."""
 
     def bookkeeping(key: str) -> bool:
         return key.rpartition(".")[2] in _BOOKKEEPING
@@ -151,10 +197,59 @@ def load_state(
     mismatched = {
         k: (state[k].shape, own[k].shape) for k in own if k in state and state[k].shape != own[k].shape
     }
-    classes = None if (missing or unexpected) else _class_layers(model, mismatched)
-    if missing or unexpected or (mismatched and classes is None):
-        raise ValueError(_describe(source, model, missing, unexpected, mismatched))
+    return missing, unexpected, mismatched
 
+
+def load_pretrained(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    strict_classes: bool = False,
+    trunk: bool = False,
+    key: str | None = None,
+    alternatives: Mapping[str, Callable[[], nn.Module]] | None = None,
+) -> nn.Module:
+    """Copy the weights stored in ``path`` into ``model`` (in place) and return it.
+
+    Raises FileNotFoundError for a missing file, ValueError for a file that is not a checkpoint or does not
+    fit (summarised by :func:`describe_mismatch`, which tries ``alternatives`` for the likely fix). A
+    different number of classes only re-initialises the class layers, with a warning (a ValueError with
+    ``strict_classes=True``), or silently with ``trunk=True``: the model is cut for detection afterwards
+    and its class layers are never used. ``key`` (e.g. ``"model.backbone.weights"``), the config key
+    that named ``path``, starts every message.
+    """
+    try:
+        state = read_state_dict(path)
+        return load_state(
+            model,
+            state,
+            source=str(path),
+            strict_classes=strict_classes,
+            trunk=trunk,
+            alternatives=alternatives,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        if key is None:
+            raise
+        raise type(e)(f"{key}={e}" if str(e).startswith(str(path)) else f"{key}: {e}") from None
+
+
+def load_state(
+    model: nn.Module,
+    state: Mapping[str, Tensor],
+    *,
+    source: str = "state_dict",
+    strict_classes: bool = False,
+    trunk: bool = False,
+    alternatives: Mapping[str, Callable[[], nn.Module]] | None = None,
+) -> nn.Module:
+    """:func:`load_pretrained` for a state_dict already in memory; ``source`` names it in messages."""
+    problem = describe_mismatch(source, model, state, alternatives=alternatives)
+    if problem:
+        raise ValueError(problem)
+    own = model.state_dict()
+    _, _, mismatched = _differences(own, state)
+    classes = _class_layers(model, mismatched)
     skipped: list[str] = []
     if classes is not None:
         skipped, n_ckpt, n_model = classes
@@ -164,7 +259,8 @@ def load_state(
         )
         if strict_classes:
             raise ValueError(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
+        if not trunk:
+            warnings.warn(message, UserWarning, stacklevel=3)
     kept = {k: v for k, v in state.items() if k in own and k.rpartition(".")[0] not in skipped}
     model.load_state_dict(kept, strict=False)  # strictness was checked above, bookkeeping aside
     return model

@@ -4,8 +4,12 @@
                       ["solver.base_lr=0.02", "model.rpn.anchor_sizes=[16,32,64]"])
     save_config(cfg, "outputs/run/config.yaml")   # the resolved config, to repeat the run exactly
 
-Unknown keys, wrong types and missing files raise :class:`ConfigError` naming the key or path; a misspelt
-key gets the closest valid one suggested. The schemas themselves live in :mod:`rcnn.config_schema`.
+Unknown keys, wrong types, values out of range and missing files raise :class:`ConfigError`, one line
+naming the full dotted key or the path; a misspelt key, choice or file gets the closest valid one
+suggested. The schemas themselves live in :mod:`rcnn.config_schema`: fixed choices are ``Literal`` types,
+value checks sit next to their fields (``base_lr: float = checked(0.01, positive)``), and a section whose
+fields constrain each other has a ``check_section()`` method yielding ``(field, problem)``, run once the
+overrides are applied.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
@@ -26,9 +33,94 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
-def _suggest(key: str, valid: list[str]) -> str:
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _suggest(key: str, valid: list[str], section: str = "") -> str:
+    """`` Did you mean 'solver.base_lr'?`` (the full dotted key), else the valid keys of ``section``."""
+    prefix = f"{section}." if section else ""
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(sorted(valid))}."
+    if close:
+        return f" Did you mean '{prefix}{close[0]}'?"
+    return f" Valid keys{f' of {section}' if section else ''}: {', '.join(sorted(valid))}."
+
+
+# ------------------------------------------------------------------------------------------- value checks
+# A check takes a field's (type-checked) value and returns what is wrong with it, or None.
+
+Check = Callable[[Any], "str | None"]
+
+
+def checked(default: Any, *checks: Check) -> Any:
+    """A dataclass field with ``default`` (lists are copied per instance) whose value must pass ``checks``."""
+    metadata = {"checks": checks}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _all(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def positive(value: Any) -> str | None:
+    """Every number (of a list too) > 0."""
+    return None if all(v > 0 for v in _all(value)) else "must be > 0"
+
+
+def non_negative(value: Any) -> str | None:
+    return None if all(v >= 0 for v in _all(value)) else "must be >= 0"
+
+
+def fraction(value: Any) -> str | None:
+    """A probability, fraction or IoU threshold: 0 <= value <= 1."""
+    return None if all(0 <= v <= 1 for v in _all(value)) else "must be between 0 and 1"
+
+
+def non_empty(value: Any) -> str | None:
+    return None if len(value) else "must not be empty"
+
+
+def increasing(value: list[Any]) -> str | None:
+    return None if all(a < b for a, b in zip(value, value[1:])) else "must be strictly increasing"
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def device_name(value: str) -> str | None:
+    """``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (a choice a ``Literal`` cannot spell out)."""
+    return None if _DEVICE.fullmatch(value) else "expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+def _fmt(value: Any) -> str:
+    """A value as messages show it: ``'resnet19'`` (strings quoted), ``600``, ``[600]``, ``{width: 8}``."""
+    if isinstance(value, str):
+        return repr(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip().removesuffix("...").strip()
+
+
+def _run_checks(schema: type, cfg: Any, where: str) -> None:
+    """The field checks of ``cfg`` (a built ``schema``), then its ``check_section()``."""
+    prefix = f"{where}." if where else ""
+    for f in dataclasses.fields(schema):
+        value = getattr(cfg, f.name)
+        for check in f.metadata.get("checks", ()):
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{prefix}{f.name}={_fmt(value)}: {problem}")
+
+
+def _run_section_checks(cfg: Any, where: str = "") -> None:
+    """Every ``check_section()`` of ``cfg`` and its sub-sections (whole-section constraints)."""
+    prefix = f"{where}." if where else ""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            _run_section_checks(value, prefix + f.name)
+    check_section: Callable[[], Iterator[tuple[str, str]]] | None = getattr(cfg, "check_section", None)
+    for name, problem in check_section() if check_section else ():
+        raise ConfigError(f"{prefix}{name}={_fmt(getattr(cfg, name))}: {problem}")
 
 
 def _check_value(value: Any, hint: Any, where: str) -> Any:
@@ -46,12 +138,27 @@ def _check_value(value: Any, hint: Any, where: str) -> Any:
         if value is not None:
             raise ConfigError(f"{where}: expected null, got {value!r}")
         return None
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if value in choices and type(value) in {type(c) for c in choices}:
+            return value
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
+        hint_text = f" Did you mean '{close[0]}'?" if close else ""
+        listed = ", ".join(repr(c) for c in choices)
+        raise ConfigError(f"{where}={_fmt(value)}: expected one of {listed}.{hint_text}")
     if origin is list:
         if isinstance(value, tuple):
             value = list(value)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
         (item_hint,) = typing.get_args(hint) or (Any,)
+        if not isinstance(value, list):
+            try:
+                _check_value(value, item_hint, where)
+                hint_text = f"; did you mean [{_fmt(value)}]?"
+            except ConfigError:
+                hint_text = ""
+            raise ConfigError(
+                f"{where}={_fmt(value)}: expected a list, got {type(value).__name__}{hint_text}"
+            )
         return [_check_value(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
@@ -81,7 +188,8 @@ def _check_value(value: Any, hint: Any, where: str) -> Any:
 
 
 def from_dict(schema: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build the dataclass ``schema`` from a (possibly partial) nested dict, checking keys and types."""
+    """Build the dataclass ``schema`` from a (possibly partial) nested dict, checking keys, types and the
+    fields' value checks (not ``check_section()``: see :func:`check_config`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -92,9 +200,18 @@ def from_dict(schema: type[T], data: dict[str, Any] | None, where: str = "") -> 
     for key, value in data.items():
         full = f"{where}.{key}" if where else key
         if key not in names:
-            raise ConfigError(f"unknown config key '{full}'.{_suggest(key, names)}")
+            raise ConfigError(f"unknown config key '{full}'.{_suggest(key, names, where)}")
         kwargs[key] = _check_value(value, hints[key], full)
-    return schema(**kwargs)
+    cfg = schema(**kwargs)
+    _run_checks(schema, cfg, where)
+    return cfg
+
+
+def check_config(cfg: Any) -> Any:
+    """Run the whole-section checks (``check_section()``, e.g. ``solver.steps`` below ``solver.max_iter``)
+    of a built config and return it; :func:`load_config` does this after applying the overrides."""
+    _run_section_checks(cfg)
+    return cfg
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -109,7 +226,7 @@ def _set_path(data: dict[str, Any], schema: type, path: str, value: Any) -> None
         names = {f.name: f for f in dataclasses.fields(node_schema)}
         here = ".".join(keys[: i + 1])
         if key not in names:
-            raise ConfigError(f"unknown config key '{here}'.{_suggest(key, list(names))}")
+            raise ConfigError(f"unknown config key '{here}'.{_suggest(key, list(names), '.'.join(keys[:i]))}")
         hint = typing.get_type_hints(node_schema)[key]
         if i == len(keys) - 1:
             node[key] = value
@@ -149,7 +266,7 @@ def load_config(path: str | os.PathLike | None, schema: type[T], overrides: list
     if path is not None:
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path}")
+            raise ConfigError(f"config file not found: {path}.{_suggest_file(path)}")
         with open(path, encoding="utf-8") as f:
             try:
                 loaded = yaml.safe_load(f)
@@ -165,7 +282,30 @@ def load_config(path: str | os.PathLike | None, schema: type[T], overrides: list
         raise ConfigError(f"{path}: {e}" if path else str(e)) from None
     for key, value in parse_overrides(overrides or []):
         _set_path(data, schema, key, value)
-    return from_dict(schema, data)
+    return check_config(from_dict(schema, data))
+
+
+def _suggest_file(path: str) -> str:
+    """`` Did you mean 'configs/faster_rcnn/synthetic_resnet18.yaml'?`` (the closest file under configs/:
+    the same words in another order, else the closest path, else the closest file name)."""
+    if not CONFIGS_DIR.is_dir():
+        return ""
+    files = sorted(p.relative_to(CONFIGS_DIR.parent).as_posix() for p in CONFIGS_DIR.rglob("*.yaml"))
+    wanted = Path(path).as_posix()
+    wanted = wanted[wanted.find("configs/") :] if "configs/" in wanted else wanted
+
+    def words(name: str) -> list[str]:
+        return sorted(Path(name).stem.split("_"))
+
+    close = [f for f in files if Path(f).parent == Path(wanted).parent and words(f) == words(wanted)]
+    close = close or difflib.get_close_matches(wanted, files, n=1, cutoff=0.6)
+    if not close:  # the file name alone: "resnet18_synthetic.yaml" -> ".../synthetic_resnet18.yaml"
+        by_name = {}
+        for f in files:
+            by_name.setdefault(Path(f).name, f)
+        names = difflib.get_close_matches(Path(wanted).name, list(by_name), n=1, cutoff=0.6)
+        close = [by_name[names[0]]] if names else []
+    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:

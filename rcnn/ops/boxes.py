@@ -34,20 +34,32 @@ def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
+def _upcast(t: Tensor) -> Tensor:
+    """The dtype products of coordinates are computed in: float16 / bfloat16 -> float32 (a 900 x 665 box's
+    area overflows float16), integers -> int64 (as ``torchvision.ops.boxes._upcast``, wider for int32)."""
+    if t.is_floating_point():
+        return t if t.dtype in (torch.float32, torch.float64) else t.float()
+    return t if t.dtype == torch.int64 else t.long()
+
+
 def box_area(boxes: Tensor) -> Tensor:
-    """(N, 4) -> (N,) areas (0 for degenerate boxes)."""
+    """(N, 4) -> (N,) areas (0 for degenerate boxes): float32 for fp16 / bf16 boxes, int64 for integers."""
+    boxes = _upcast(boxes)
     return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """(N, 4), (M, 4) -> (N, M) intersection over union (0 where the union is empty)."""
+    """(N, 4), (M, 4) -> (N, M) intersection over union (0 where the union is empty); computed in float32
+    for fp16 / bf16 and integer boxes (float64 stays float64)."""
+    dtype = torch.float64 if torch.float64 in (boxes1.dtype, boxes2.dtype) else torch.float32
+    boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     area1, area2 = box_area(boxes1), box_area(boxes2)
     lt = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])  # (N, M, 2)
     rb = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
     wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]  # (N, M)
-    union = area1[:, None] + area2[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(inter.dtype).tiny), 0.0)
+    inter = (wh[..., 0] * wh[..., 1]).to(dtype)  # (N, M); exact for integers, then float
+    union = (area1[:, None] + area2[None, :]).to(dtype) - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(dtype).tiny), 0.0)
 
 
 def clip_boxes_to_image(boxes: Tensor, size: tuple[int, int]) -> Tensor:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
-from backbones import CLASSIFIERS, build_backbone, build_classifier, freeze_batchnorm, load_pretrained
-from backbones.weights import load_state, read_state_dict
+from backbones import (
+    CLASSIFIERS,
+    build_backbone,
+    build_classifier,
+    freeze_batchnorm,
+    load_pretrained,
+    related_networks,
+)
+from backbones.weights import describe_mismatch, load_state, read_state_dict
 
 
 def _lenet(num_classes: int = 10, seed: int = 0, **options) -> nn.Module:
@@ -156,7 +165,8 @@ def test_build_backbone_loads_weights_into_the_trunk_and_head(tmp_path):
     source = _lenet(10, seed=0)
     path = tmp_path / "lenet.pth"
     torch.save({"model": source.state_dict()}, path)
-    with pytest.warns(UserWarning, match="10 classes, the model 4"):
+    with warnings.catch_warnings():  # a trunk never uses the class layer: no warning about it
+        warnings.simplefilter("error")
         backbone = build_backbone("lenet5", weights=str(path), num_classes=4)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -177,3 +187,57 @@ def test_every_network_recognises_a_class_count_change(name):
     outputs = {n for n, m in model.named_modules() if getattr(m, "out_features", None) == 7}
     assert set(named) == outputs and named
     load_state(model, model.state_dict())  # same classes: loads silently
+
+
+def _torchvision_state(name: str) -> dict[str, torch.Tensor]:
+    """A torchvision ImageNet file's names and shapes (random, on the meta device: nothing is downloaded)."""
+    with torch.device("meta"):
+        options = {"aux_logits": True, "init_weights": False} if name == "googlenet" else {}
+        return getattr(torchvision.models, name)(weights=None, **options).state_dict()
+
+
+def test_torchvision_resnet18_into_the_width_16_config_names_the_width_option(tmp_path):
+    path = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(ValueError) as info:
+        build_backbone("resnet18", weights=str(path), width=16)
+    lines = str(info.value).splitlines()
+    assert 2 <= len(lines) <= 5, lines
+    assert lines[0].startswith(f"model.backbone.weights={path}: checkpoint does not fit ResNet")
+    assert "mis-shaped (101): conv1.weight checkpoint (64, 3, 7, 7) vs model (16, 3, 7, 7)" in lines[1]
+    assert lines[1].endswith("... and 98 more")
+    assert lines[-1] == (
+        "  likely fix: the model is built with the option width=16 (options: {width: 16} in the config), "
+        "the checkpoint with width=64: drop the width option (or set it to 64)"
+    )
+
+
+@pytest.mark.parametrize(
+    "torchvision_name, ours, layout",
+    [("alexnet", "alexnet", "alexnet_tv"), ("googlenet", "googlenet", "googlenet_bn")],
+)
+def test_torchvision_layouts_suggest_the_matching_network(torchvision_name, ours, layout):
+    state = _torchvision_state(torchvision_name)
+    with torch.device("meta"):
+        model = build_classifier(ours)
+    message = describe_mismatch(f"{torchvision_name}.pth", model, state, alternatives=related_networks(ours))
+    lines = message.splitlines()
+    assert len(lines) <= 5 and "names differ" in lines[0]
+    assert lines[-1].startswith(f"  likely fix: the checkpoint has the layout of '{layout}'")
+    with torch.device("meta"):
+        assert describe_mismatch("x.pth", build_classifier(layout), state) is None  # and it does fit there
+
+
+def test_a_missing_weights_file_names_the_config_key(tmp_path):
+    missing = tmp_path / "cls" / "model_final.pth"
+    with pytest.raises(FileNotFoundError) as info:
+        build_backbone("lenet5", weights=str(missing))
+    assert str(info.value) == f"model.backbone.weights: checkpoint not found: {missing}"
+    with pytest.raises(FileNotFoundError, match=r"^checkpoint not found"):
+        load_pretrained(_lenet(), missing)  # no key given: the message is the file's
+
+
+def test_describe_mismatch_is_none_when_the_state_fits():
+    model = _lenet(10)
+    assert describe_mismatch("same.pth", model, model.state_dict()) is None
+    assert describe_mismatch("classes.pth", _lenet(4), model.state_dict()) is None  # only the class count

@@ -100,7 +100,7 @@ def test_train_and_evaluate_tools(data, tmp_path, capsys):
         "data.min_size=[96]", "data.max_size=96", "data.num_workers=0", "test.min_size=96",
         "test.max_size=96", "model.backbone.options={width: 8}", "model.roi_heads.batch_size_per_image=32",
         "solver.device=cpu", "solver.ims_per_batch=2", "solver.warmup_iters=2", "solver.max_iter=5",
-        "solver.log_period=1", "solver.checkpoint_period=5", f"output.dir={out}",
+        "solver.steps=[]", "solver.log_period=1", "solver.checkpoint_period=5", f"output.dir={out}",
     ]  # fmt: skip
     assert train_detector.main(["--config", CONFIG, "--no-progress", *overrides]) == 0
     rows = [r for r in read_metrics(out) if "loss_cls" in r]

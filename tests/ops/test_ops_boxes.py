@@ -89,3 +89,46 @@ def test_remove_small_boxes(min_size, expected):
     keep = remove_small_boxes(boxes, min_size)
     assert keep.dtype == torch.int64
     assert keep.tolist() == expected
+
+
+# torchvision's own low-precision case (test_ops.py, TestBoxIou / TestBoxArea): boxes of about 900 x 665 px.
+TV_BOXES = [[285.3538, 185.5758, 1193.5110, 851.4551], [285.1472, 188.7374, 1192.4984, 851.0669],
+            [279.2440, 197.9812, 1189.4746, 849.2019]]  # fmt: skip
+TV_IOU = [[1.0, 0.9933, 0.9673], [0.9933, 1.0, 0.9737], [0.9673, 0.9737, 1.0]]
+TV_AREAS = [604723.0806, 600965.4666, 592761.0085]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_box_iou_and_area_upcast_low_precision(dtype):
+    boxes = torch.tensor(TV_BOXES, dtype=dtype)
+    assert min(TV_AREAS) > torch.finfo(torch.float16).max  # what made every IoU 0 before the upcast
+    iou, area = box_iou(boxes, boxes), box_area(boxes)
+    assert iou.dtype == area.dtype == torch.float32
+    # The inputs are rounded to ``dtype``: compare with the exact result on the rounded coordinates too.
+    exact = box_iou(boxes.double(), boxes.double()).float()
+    torch.testing.assert_close(iou, exact, rtol=0, atol=1e-6)
+    atol = 2e-3 if dtype == torch.float16 else 2e-2  # bf16 keeps 8 bits of mantissa: coordinates move ~1 px
+    torch.testing.assert_close(iou, torch.tensor(TV_IOU), rtol=0, atol=atol)
+    torch.testing.assert_close(
+        area, torch.tensor(TV_AREAS), rtol=2e-3 if dtype == torch.float16 else 2e-2, atol=0
+    )
+    assert (torch.diagonal(iou) == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.int64, torch.uint8])
+def test_box_iou_and_area_of_integer_boxes(dtype):
+    boxes = torch.tensor([[0, 0, 100, 100], [0, 0, 50, 100], [200, 200, 250, 250]], dtype=dtype)
+    if dtype == torch.uint8:
+        boxes = boxes.clamp(max=255)
+    area = box_area(boxes)
+    assert area.dtype == torch.int64 and area.tolist() == [10000, 5000, 2500]
+    iou = box_iou(boxes, boxes)
+    assert iou.dtype == torch.float32
+    torch.testing.assert_close(iou, box_iou(boxes.float(), boxes.float()))
+    assert iou[0, 1].item() == 0.5 and iou[0, 2].item() == 0.0
+
+
+def test_box_area_of_large_int32_boxes_does_not_overflow():
+    boxes = torch.tensor([[0, 0, 70000, 70000]], dtype=torch.int32)  # 4.9e9 > 2**31
+    assert box_area(boxes).tolist() == [4_900_000_000]
+    assert box_iou(boxes, boxes).tolist() == [[1.0]]

@@ -53,6 +53,7 @@ def overrides(data: dict[str, str], out: str, max_iter: int) -> list[str]:
         "solver.warmup_iters=2",
         "solver.base_lr=0.01",
         f"solver.max_iter={max_iter}",
+        "solver.steps=[]",
         "solver.log_period=1",
         "solver.checkpoint_period=2",
         f"output.dir={out}",
