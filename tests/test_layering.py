@@ -33,12 +33,13 @@ FLOORS: list[tuple[str, list[list[str]]]] = [
     (
         "core",
         [
-            # The order inside the core floor, as the code has it: the conventions and the config schema
-            # import nothing of rcnn; ops, data and backbones build on them only; modeling (ops,
-            # structures), proposals (data: image reading) and evaluation (structures) come last.
-            ["rcnn.structures", "rcnn.config", "rcnn.config_schema"],
+            # The order inside the core floor, as the code has it: the conventions import nothing of
+            # rcnn; ops, data and backbones build on them only; the config (its schema checks backbone
+            # names and options against the builders), modeling (ops, structures), proposals (data:
+            # image reading) and evaluation (structures) come last.
+            ["rcnn.structures"],
             ["rcnn.ops", "rcnn.data", "backbones"],
-            ["rcnn.modeling", "rcnn.proposals", "rcnn.evaluation"],
+            ["rcnn.config", "rcnn.config_schema", "rcnn.modeling", "rcnn.proposals", "rcnn.evaluation"],
         ],
     ),
     ("detectors", [["rcnn.detectors"]]),
