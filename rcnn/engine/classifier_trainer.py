@@ -24,9 +24,10 @@ Details worth knowing:
   num_classes, options, classes, optimizer, scheduler, scaler, epoch, rng``. ``model_final.pth`` holds
   ``model, name, num_classes, options, classes`` and loads as a detector backbone with
   ``backbones.build_backbone(name, weights=path, **options)``.
-* Shuffling (DistributedSampler ``seed + epoch``) and data-worker seeds depend only on the seed and the
-  epoch, and the RNG state is restored on resume, so a resumed run sees the epochs an uninterrupted one
-  would have.
+* Shuffling (DistributedSampler ``seed + epoch``) and the augmentation of every sample
+  (:class:`~rcnn.data.samplers.KeyedSampler`: seeded by seed, epoch, rank and position) depend only on the
+  seed and the epoch, and the RNG state is restored on resume, so a resumed run sees the epochs an
+  uninterrupted one would have, with any ``data.num_workers``.
 * SIGINT/SIGTERM: the current iteration finishes, a checkpoint ``checkpoint_<epoch>_interrupted.pth``
   is saved with the weights reached so far but ``epoch`` = the last *completed* epoch, so resuming re-runs
   the interrupted epoch from its start (its partial updates are kept, not undone). A second signal acts
@@ -55,6 +56,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from rcnn.config_schema import ClassificationConfig
+from rcnn.data.samplers import KeyedSampler
 from rcnn.engine.checkpoint import LAST_CHECKPOINT, Checkpointer
 from rcnn.utils.io import atomic_save, atomic_write_text
 from rcnn.utils.rng import capture_rng_state, restore_rng_state, seed_all
@@ -124,8 +126,11 @@ class ClassifierTrainer:
             backbones.load_pretrained(model, cfg.model.weights)
         self.model = wrap_ddp(model.to(device), device)
 
-        self.train_sampler = DistributedSampler(
-            self.train_set, num_replicas=world, rank=get_rank(), shuffle=True, seed=s.seed
+        self.train_sampler = KeyedSampler(  # augmentation seeded by (seed, epoch, rank, position)
+            DistributedSampler(
+                self.train_set, num_replicas=world, rank=get_rank(), shuffle=True, seed=s.seed
+            ),
+            seed=s.seed,
         )
         # Drop the last partial batch (a batch of one breaks batch norm) unless it is the only one.
         drop_last = len(self.train_sampler) >= self.batch_size

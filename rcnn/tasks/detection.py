@@ -66,7 +66,9 @@ def build_detection_train_loader(cfg: DetectionConfig, dataset, *, rank: int = 0
     from rcnn.data.collate import collate_detection
     from rcnn.data.samplers import TrainingSampler, build_batch_data_loader
 
-    sampler = TrainingSampler(len(dataset), seed=cfg.solver.seed, rank=rank, world_size=world_size)
+    sampler = TrainingSampler(
+        len(dataset), seed=cfg.solver.seed, rank=rank, world_size=world_size, keyed=True
+    )
     return build_batch_data_loader(
         dataset,
         sampler,
