@@ -253,7 +253,8 @@ class ClassifierTrainer:
         s = self.cfg.solver
         self.model.train()
         self.train_sampler.set_epoch(epoch)
-        # Data-worker seeds depend on (seed, epoch) only, so a resumed epoch draws the same augmentations.
+        # The augmentations follow the sample keys (KeyedSampler); the data workers' own seeds, for any
+        # other randomness in them, depend on (seed, epoch) only as well.
         seed = (s.seed * 1009 + get_rank()) * 100003 + epoch
         self.train_loader.generator = torch.Generator().manual_seed(seed)
         per_iter_lr = s.lr_schedule != "plateau"
