@@ -2,6 +2,7 @@
 
 - ``coco.CocoDetection``: COCO-format detection dataset (the contract in docs/architecture.md);
 - ``transforms.build_detection_transforms``: box-aware resize / flip / jitter (albumentations);
+- ``sample_keys.SampleKey``: ``dataset[SampleKey(i, seed)]`` augments item ``i`` with draws from ``seed``;
 - ``collate.collate_detection``: batches of variable-size images;
 - ``imagefolder.ImageFolderDataset`` + ``build_classification_transforms`` / ``ten_crop_transform``;
 - ``synthetic.make_detection_dataset`` / ``make_classification_dataset``: built-in data from a seed;
@@ -23,6 +24,7 @@ _EXPORTS = {
     "load_coco_json": "rcnn.data.errors",
     "build_detection_transforms": "rcnn.data.transforms",
     "collate_detection": "rcnn.data.collate",
+    "SampleKey": "rcnn.data.sample_keys",
     "ImageFolderDataset": "rcnn.data.imagefolder",
     "build_classification_transforms": "rcnn.data.imagefolder",
     "ten_crop_transform": "rcnn.data.imagefolder",
