@@ -7,6 +7,8 @@ Submodules:
 - :mod:`.errors`: ``DatasetError`` (naming the file and the image / annotation id), ``load_coco_json``;
 - :mod:`.transforms`: ``build_detection_transforms``, box-aware resize / flip / jitter (albumentations);
 - :mod:`.collate`: ``collate_detection``, batches of variable-size images;
+- :mod:`.sample_keys`: ``SampleKey``, ``dataset[SampleKey(i, seed)]`` augments item ``i`` with draws
+  from ``seed``;
 - :mod:`.samplers`: ``TrainingSampler``, ``InferenceSampler``, aspect-ratio grouping, the data loader;
 - :mod:`.imagefolder`: ``ImageFolderDataset``, ``build_classification_transforms``, ``ten_crop_transform``;
 - :mod:`.synthetic`: ``make_detection_dataset`` / ``make_classification_dataset``, built-in data from a seed
@@ -32,6 +34,7 @@ _EXPORTS = {
     "load_coco_json": "rcnn.data.errors",
     "build_detection_transforms": "rcnn.data.transforms",
     "collate_detection": "rcnn.data.collate",
+    "SampleKey": "rcnn.data.sample_keys",
     "ImageFolderDataset": "rcnn.data.imagefolder",
     "build_classification_transforms": "rcnn.data.imagefolder",
     "ten_crop_transform": "rcnn.data.imagefolder",

@@ -19,6 +19,9 @@ Proposals file (Fast R-CNN): a ``.npz`` whose key ``str(image_id)`` holds a ``(P
 x1y1x2y2 boxes in the pixels of the image file, or a directory holding ``<image_id>.npy`` files of the same
 arrays. An image with no entry raises ``DatasetError``.
 
+Indices: ``ds[i]`` or ``ds[SampleKey(i, seed)]`` (what the training samplers yield): the transforms then
+draw their random choices from ``seed`` alone (``rcnn.data.sample_keys``).
+
 Errors: the annotation file is validated at construction (structure, ids, boxes) and each image when it is
 loaded; problems raise ``DatasetError`` naming the file and the image/annotation id. With
 ``skip_invalid=True`` a bad annotation or image record is dropped with one warning each and a count at the
@@ -44,6 +47,7 @@ from torch.utils.data import Dataset
 
 from rcnn.data.errors import DatasetError, load_coco_json
 from rcnn.data.image import read_image
+from rcnn.data.sample_keys import SampleKey, split_key
 from rcnn.data.transforms import ToTensorTransform
 
 logger = logging.getLogger(__name__)
@@ -186,7 +190,7 @@ class CocoDetection(Dataset):
             "area": np.array([a["area"] for a in anns], dtype=np.float32),
         }
 
-    def _load(self, index: int) -> tuple[Tensor, dict[str, Any]]:
+    def _load(self, index: int, seed: int | None = None) -> tuple[Tensor, dict[str, Any]]:
         image_id = self.ids[index]
         info = self.coco.imgs[image_id]
         path = self.image_path(index)
@@ -201,25 +205,29 @@ class CocoDetection(Dataset):
         target: dict[str, Any] = self.raw_target(index)
         if self.proposals is not None:
             target["proposals"] = self.proposals.get(image_id)
-        image_t, out = self.transforms(image, target)
+        if seed is None:
+            image_t, out = self.transforms(image, target)
+        else:
+            image_t, out = self.transforms(image, target, seed=seed)
         out["image_id"] = int(image_id)
         out["orig_size"] = torch.tensor([info["height"], info["width"]], dtype=torch.int64)
         out["size"] = torch.tensor([image_t.shape[-2], image_t.shape[-1]], dtype=torch.int64)
         return image_t, out
 
-    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Any]]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[Tensor, dict[str, Any]]:
+        index, seed = split_key(key)
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         if not self.skip_invalid:
-            return self._load(index)
+            return self._load(index, seed)
         for step in range(len(self)):
             j = (index + step) % len(self)
             if j in self._bad:
                 continue
             try:
-                return self._load(j)
+                return self._load(j, seed)
             except DatasetError as exc:
                 self._bad.add(j)
                 logger.warning("skipping unreadable image (index %d): %s", j, exc)

@@ -10,6 +10,11 @@ Transforms (torchvision v2 on uint8 tensors), output ``(3, crop, crop) float32``
   flip, optional colour jitter and AlexNet's PCA lighting noise (ImageNet eigenvalues/eigenvectors);
 - eval: resize + centre crop;
 - ``ten_crop_transform``: resize, then the 4 corner + centre crops and their flips: ``(10, 3, crop, crop)``.
+
+The random transforms draw from torch's generator. ``ds[SampleKey(i, seed)]`` (what the training samplers
+yield) runs them with that generator seeded from ``seed`` and restores it afterwards
+(:func:`~rcnn.data.sample_keys.torch_seeded`): a sample's crop, flip, jitter and PCA noise depend on the
+key alone, in the main process or a worker, and a resumed run repeats them. ``ds[i]`` draws as usual.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torchvision.transforms import v2
 
 from rcnn.data.errors import DatasetError
 from rcnn.data.image import read_image
+from rcnn.data.sample_keys import SampleKey, split_key, torch_seeded
 
 __all__ = ["ImageFolderDataset", "build_classification_transforms", "ten_crop_transform", "PCALighting"]
 
@@ -42,6 +48,7 @@ IMAGENET_EIGVEC = (
 
 class ImageFolderDataset(Dataset):
     """``ds[i] -> (transform(image), class_index)``; ``image`` is a ``(3, H, W) uint8`` RGB tensor.
+    ``ds[SampleKey(i, seed)]``: the same with the transform's draws seeded from ``seed``.
 
     Attributes: ``classes`` (sorted folder names), ``class_to_idx``, ``samples`` (list of (path, index)),
     ``targets``. A corrupt image raises ``DatasetError`` naming the file.
@@ -75,11 +82,13 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[Any, int]:
+        index, seed = split_key(key)
         path, target = self.samples[index]
         image = torch.from_numpy(read_image(path)).permute(2, 0, 1).contiguous()
         if self.transform is not None:
-            image = self.transform(image)
+            with torch_seeded(seed):
+                image = self.transform(image)
         return image, target
 
 

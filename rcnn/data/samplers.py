@@ -11,6 +11,12 @@ a generator seeded with ``seed + e``, epochs are concatenated, and rank ``r`` of
 function of that stream, so a position is just a count, and a resumed run sees exactly the batches the
 uninterrupted run would have seen.
 
+Augmentation: with ``keyed=True`` the sampler yields :class:`~rcnn.data.sample_keys.SampleKey`s,
+``(index, draw_seed(seed, g))`` with ``g`` the position in the global stream, and the datasets seed the
+sample's random transforms from the key: the augmentation of every sample is a function of the seed and
+its stream position, whatever the number of workers, and a resumed run repeats it exactly. Epoch-based
+samplers (``DistributedSampler``) get the same from :class:`KeyedSampler`.
+
 A DataLoader with workers runs ahead of the training loop, so the count the batch sampler has *yielded*
 is ahead of what training *consumed*: the trainer therefore saves ``batch_sampler.state_after(n)``, the
 state after the ``n`` batches it actually used.
@@ -29,6 +35,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from rcnn.data.sample_keys import SampleKey, draw_seed
 from rcnn.utils.comm import get_rank, get_world_size
 
 logger = logging.getLogger(__name__)
@@ -37,6 +44,8 @@ logger = logging.getLogger(__name__)
 class TrainingSampler(Sampler[int]):
     """Infinite stream of dataset indices: seeded epoch-wise permutations, sharded by rank.
 
+    ``keyed=True``: yield ``SampleKey(index, draw_seed(seed, g))`` instead, ``g`` the index's position in
+    the global (unsharded) stream, so the augmentation seeds do not depend on the number of processes.
     ``state_dict()`` is the number of indices this rank's iterator has yielded (plus what it was started
     from); ``load_state_dict()`` makes the next ``iter()`` start there.
     """
@@ -48,12 +57,15 @@ class TrainingSampler(Sampler[int]):
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
+        *,
+        keyed: bool = False,
     ) -> None:
         if size <= 0:
             raise ValueError(f"TrainingSampler needs a non-empty dataset, got size={size}")
         self.size = int(size)
         self.shuffle = shuffle
         self.seed = int(seed)
+        self.keyed = bool(keyed)
         self.world_size = get_world_size() if world_size is None else int(world_size)
         self.rank = get_rank() if rank is None else int(rank)
         if not 0 <= self.rank < self.world_size:
@@ -67,7 +79,7 @@ class TrainingSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed + epoch)
         return torch.randperm(self.size, generator=generator).tolist()
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | SampleKey]:
         g = self._position * self.world_size + self.rank  # position in the global stream
         cached_epoch, order = -1, []
         while True:
@@ -75,7 +87,7 @@ class TrainingSampler(Sampler[int]):
             if epoch != cached_epoch:
                 cached_epoch, order = epoch, self.epoch_order(epoch)
             self._position += 1
-            yield order[offset]
+            yield SampleKey(order[offset], draw_seed(self.seed, g)) if self.keyed else order[offset]
             g += self.world_size
 
     def set_position(self, position: int) -> None:
@@ -109,6 +121,33 @@ class TrainingSampler(Sampler[int]):
         self._position = position
 
 
+class KeyedSampler(Sampler[SampleKey]):
+    """An epoch-based sampler's indices as :class:`SampleKey`s: the ``i``-th index of epoch ``e`` on
+    rank ``r`` gets the augmentation seed ``draw_seed(seed, e, r, i)``.
+
+    ``set_epoch(e)`` sets the epoch and passes it on to the wrapped sampler (``DistributedSampler``
+    reshuffles with it), so re-running an epoch (after a resume) repeats its order and its augmentations.
+    """
+
+    def __init__(self, sampler: Sampler[int], seed: int = 0, rank: int | None = None) -> None:
+        self.sampler = sampler
+        self.seed = int(seed)
+        self.rank = get_rank() if rank is None else int(rank)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        for i, index in enumerate(self.sampler):
+            yield SampleKey(int(index), draw_seed(self.seed, self.epoch, self.rank, i))
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+
 class InferenceSampler(Sampler[int]):
     """This rank's contiguous share of ``range(size)``; shares differ in length by at most one and,
     concatenated in rank order, give every index exactly once."""
@@ -130,7 +169,8 @@ class InferenceSampler(Sampler[int]):
 
 
 class GroupedBatchSampler(Sampler[list[int]]):
-    """Batches of ``batch_size`` indices from ``sampler``, each batch from a single group.
+    """Batches of ``batch_size`` indices (or :class:`SampleKey`s) from ``sampler``, each batch from a single
+    group.
 
     ``group_ids[i]`` is the group of dataset index ``i`` (e.g. :func:`aspect_ratio_group_ids`); None puts
     everything in one group (plain batching). Like detectron2's aspect-ratio grouping, an index waits in
@@ -162,10 +202,10 @@ class GroupedBatchSampler(Sampler[list[int]]):
             else:
                 self.sampler.set_position(0)
         buffers: dict[int, list[int]] = {}
-        for index in self.sampler:
-            group = 0 if self.group_ids is None else self.group_ids[index]
+        for item in self.sampler:  # an index or a SampleKey
+            group = 0 if self.group_ids is None else self.group_ids[_index(item)]
             buffer = buffers.setdefault(group, [])
-            buffer.append(index)
+            buffer.append(item)
             if len(buffer) < self.batch_size:
                 continue
             batch = buffer[:]
@@ -191,6 +231,10 @@ class GroupedBatchSampler(Sampler[list[int]]):
                 f"now by {self.batch_size}"
             )
         self._start = self._batches = int(state["batches"])
+
+
+def _index(item: int | SampleKey) -> int:
+    return item.index if isinstance(item, SampleKey) else item
 
 
 def aspect_ratio_group_ids(dataset: Dataset) -> list[int]:

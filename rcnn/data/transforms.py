@@ -14,14 +14,19 @@ A detection transform is a callable ``transform(image, target) -> (image, target
 ``build_detection_transforms`` is the standard one (Faster R-CNN's shorter side / longer side rule);
 ``ToTensorTransform`` only converts (and clips) and is what the dataset uses when given no transform.
 
-Random state: albumentations keeps its own generator. It is re-seeded from ``torch.initial_seed()`` the
-first time the transform runs in each process, so DataLoader workers draw different augmentations and a
-run is reproducible from the torch seed.
+Random state: ``transform(image, target, seed=s)`` draws every random choice (size, flip, jitter) from
+generators seeded with ``s`` alone. The datasets pass the seed of a
+:class:`~rcnn.data.sample_keys.SampleKey`, so training augmentation is a function of (seed, stream
+position, sample) and repeats exactly on resume, in any process. Without ``seed`` the transform continues
+its own generator, seeded once per process from torch (``torch.initial_seed()``, a DataLoader worker's
+seed) unless ``set_random_seed`` fixed it: fine for evaluation (no random choices) and one-off use, not
+reproducible across a resume.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,9 +135,12 @@ def _tensor_target(
 
 
 class ToTensorTransform:
-    """No geometric change: converts to tensors, clips boxes/proposals to the image and drops empty ones."""
+    """No geometric change: converts to tensors, clips boxes/proposals to the image and drops empty ones.
+    ``seed`` is accepted (the datasets pass a sample's seed) and unused: nothing is random."""
 
-    def __call__(self, image: np.ndarray, target: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+    def __call__(
+        self, image: np.ndarray, target: dict[str, Any], seed: int | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         boxes, proposals, per_box = _split_target(target)
         h, w = image.shape[:2]
         boxes, keep = _clip_and_keep(boxes, h, w)
@@ -164,21 +172,33 @@ class DetectionTransforms:
         )
         self._seeded_pid: int | None = None
 
+    def _seed(self, seed: int) -> None:
+        """One numpy and one Python generator seeded with ``seed``, shared by every transform of the
+        pipeline (albumentations' ``set_random_seed`` gives each transform its own generator from the same
+        seed, so e.g. the flip and the size choice would be drawn from the same first number)."""
+        seed = int(seed) % 2**64
+        self.compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+
     def _maybe_reseed(self) -> None:
         pid = os.getpid()
         if self._seeded_pid != pid:
             info = torch.utils.data.get_worker_info()
-            seed = (info.seed if info is not None else torch.initial_seed()) % (2**32)
-            self.compose.set_random_seed(int(seed))
+            self._seed(info.seed if info is not None else torch.initial_seed())
             self._seeded_pid = pid
 
     def set_random_seed(self, seed: int) -> None:
-        """Fix the augmentation sequence (overrides the automatic per-process seeding)."""
-        self.compose.set_random_seed(int(seed))
+        """Fix the sequence of the calls without ``seed`` (overrides the automatic per-process seeding)."""
+        self._seed(seed)
         self._seeded_pid = os.getpid()
 
-    def __call__(self, image: np.ndarray, target: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        self._maybe_reseed()
+    def __call__(
+        self, image: np.ndarray, target: dict[str, Any], seed: int | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``seed``: draw this call's random choices from ``seed`` alone (see the module docstring)."""
+        if seed is None:
+            self._maybe_reseed()
+        else:
+            self._seed(seed)
         boxes, proposals, per_box = _split_target(target)
         h, w = image.shape[:2]
         # clip first: albumentations rejects coordinates outside the image before its own clipping

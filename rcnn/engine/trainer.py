@@ -20,9 +20,13 @@ optimizer and scheduler step, then the hooks (:mod:`rcnn.engine.hooks`) and call
 
 Exact resume: the checkpoint holds the model, optimizer, scheduler, GradScaler, iteration, the data
 stream position (``sampler.state_after(batches used)``) and the RNG states of every rank, restored right
-after the data iterator is created, so the resumed run computes the same losses as an uninterrupted one.
-That covers randomness drawn in the main process (dropout, augmentation with ``num_workers=0``);
-DataLoader workers are re-seeded on resume, so their random augmentation differs (the order does not).
+after the data iterator is created, so the resumed run computes the same losses as an uninterrupted one:
+after a stop at a checkpoint or by SIGINT / SIGTERM, with any ``num_workers``. The RNG states cover what the
+training process draws (dropout, sampling in the heads). Random augmentation is drawn by the dataset from
+the seed of each sample's key (``rcnn.data.sample_keys``: the seed and the stream position), in whichever
+process loads it, so it needs no state of its own; this holds for loaders whose sampler yields keys (the
+detection training loader: ``TrainingSampler(..., keyed=True)``). Not covered: a resumed run with another
+world size, batch size or dataset (the sampler warns that the order differs, or refuses).
 """
 
 from __future__ import annotations

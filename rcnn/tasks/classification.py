@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from rcnn.config_schema import ClassificationConfig
 from rcnn.data.imagefolder import ImageFolderDataset, build_classification_transforms, ten_crop_transform
@@ -135,18 +135,19 @@ def build_classification_loader(
     )
 
 
-class EpochSampler(Sampler[int]):
-    """A :class:`DistributedSampler`'s indices of the current epoch, the first ``skip`` left out (to
-    start an epoch in the middle on resume)."""
+class EpochSampler(Sampler[Any]):
+    """An epoch-based sampler's items (indices, or the :class:`~rcnn.data.samplers.KeyedSampler` keys of
+    a :class:`DistributedSampler`) of the current epoch, the first ``skip`` left out (to start an epoch in
+    the middle on resume); ``set_epoch`` is passed on."""
 
-    def __init__(self, sampler: DistributedSampler) -> None:
+    def __init__(self, sampler: Any) -> None:
         self.sampler = sampler
         self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[Any]:
         return itertools.islice(iter(self.sampler), self.skip, None)
 
     def __len__(self) -> int:

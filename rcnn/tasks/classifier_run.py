@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 import backbones
 from rcnn.config_schema import ClassificationConfig
-from rcnn.data.samplers import InferenceSampler
+from rcnn.data.samplers import InferenceSampler, KeyedSampler
 from rcnn.engine.hooks import Hook, PeriodicCheckpoint, PeriodicEval, PlateauLR
 from rcnn.engine.logging import MetricsWriter
 from rcnn.engine.lr_scheduler import WarmupOnly, build_lr_scheduler
@@ -181,9 +181,11 @@ class ClassifierRun:
             backbones.load_pretrained(model, cfg.model.weights)
         self.model = model.to(device)
 
-        sampler = EpochSampler(
-            DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=s.seed)
+        # Keys carry each draw's augmentation seed (seed, epoch, rank, position): exact resume with workers.
+        shuffled = DistributedSampler(
+            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=s.seed
         )
+        sampler = EpochSampler(KeyedSampler(shuffled, seed=s.seed, rank=rank))
         # Drop the last partial batch (a batch of one breaks batch norm) unless it is the only one.
         drop_last = len(sampler) >= self.batch_size
         loader = self._loader(self.train_set, sampler, self.batch_size, drop_last)

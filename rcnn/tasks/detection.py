@@ -74,7 +74,9 @@ def build_detection_train_loader(cfg: DetectionConfig, dataset, *, rank: int = 0
     from a seeded :class:`~rcnn.data.samplers.TrainingSampler` (this rank's shard), variable-size images
     collated as lists, aspect-ratio grouping as ``cfg.data`` says. Its ``batch_sampler`` is what the
     :class:`~rcnn.engine.trainer.Trainer` saves for an exact resume."""
-    sampler = TrainingSampler(len(dataset), seed=cfg.solver.seed, rank=rank, world_size=world_size)
+    sampler = TrainingSampler(
+        len(dataset), seed=cfg.solver.seed, rank=rank, world_size=world_size, keyed=True
+    )
     return build_batch_data_loader(
         dataset,
         sampler,
