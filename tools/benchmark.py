@@ -1,9 +1,11 @@
-"""Benchmarks, one command: measure, then write the tables into ``docs/benchmarks.md``.
+"""Benchmarks, one command: measure, print the tables, and with ``--write-docs`` put them into
+``docs/benchmarks.md``.
 
-    python tools/benchmark.py                                   # every section, full size (long: see below)
-    python tools/benchmark.py --sections ops detector           # some sections; the others stay as they were
-    python tools/benchmark.py --quick --output /tmp/bench.md    # tiny cases, a minute or two
-    python tools/benchmark.py --sections detector ops --device cuda   # the GPU tables (their own sections)
+    python tools/benchmark.py --write-docs                   # every section, full size (long: see below)
+    python tools/benchmark.py --sections ops detector --write-docs   # some; the others stay as they were
+    python tools/benchmark.py --quick --output /tmp/bench.md # tiny cases, a minute or two, another file
+    python tools/benchmark.py --sections ops --quick         # tables on stdout only, no file written
+    python tools/benchmark.py --sections detector ops --device cuda --write-docs   # the GPU tables
 
 Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> markdown``):
 
@@ -30,9 +32,10 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
 
 Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
 repetition) and reported as medians and ratios from one run, so the load of other processes hits both
-sides alike. Each section records its own command, the machine and the date. A section is replaced in
-place between ``<!-- benchmark:NAME -->`` / ``<!-- /benchmark:NAME -->`` markers; sections measured on
-another device are kept apart (``NAME@cuda``).
+sides alike. Each section records its own command, the machine and the date. The tables always go to
+stdout; a document (``--output FILE``, or ``docs/benchmarks.md`` with ``--write-docs``) is written only
+when asked for. In the document a section is replaced in place between ``<!-- benchmark:NAME -->`` /
+``<!-- /benchmark:NAME -->`` markers; sections measured on another device are kept apart (``NAME@cuda``).
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
     "generations", "svd",
 )  # fmt: skip
+DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 TITLE = "# Benchmarks"
 INTRO = (
     "Measured figures, each with the command that produced it. Ratios compare runs measured side by side "
     "in one process (interleaved), never figures from different runs. Regenerate a section with "
-    "`python tools/benchmark.py --sections NAME`."
+    "`python tools/benchmark.py --sections NAME --write-docs`."
 )
 
 
@@ -266,8 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         "--svd-run", default=None,
         help="svd: a finished training run of configs/fast_rcnn/synthetic_alexnet.yaml (else one is trained)",
     )  # fmt: skip
-    parser.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    parser.add_argument("--output", default=None, help="update this markdown document with the sections")
+    parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS} with the sections")
     args = parser.parse_args(argv)
+    if args.write_docs and args.output:
+        parser.error("--write-docs updates docs/benchmarks.md; --output another file: give one of them")
+    document = DOCS if args.write_docs else args.output
     if args.device.startswith("cuda"):
         import torch
 
@@ -278,10 +286,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}", file=sys.stderr, flush=True)
         body = RUNNERS[name](args)
         key = name if args.device == "cpu" else f"{name}@{args.device.split(':')[0]}"
-        text = open(args.output, encoding="utf-8").read() if os.path.exists(args.output) else ""
-        write_atomic(args.output, update_document(text, key, body))  # after each section: nothing lost
+        if document:
+            text = open(document, encoding="utf-8").read() if os.path.exists(document) else ""
+            write_atomic(document, update_document(text, key, body))  # after each section: nothing lost
         print(body)
-    print(f"written: {args.output}", file=sys.stderr)
+    if document:
+        print(f"written: {document}", file=sys.stderr)
     return 0
 
 

@@ -6,7 +6,19 @@
 
 Writes ``OUTPUT/detections.json`` (COCO results format: ``image_id`` = index in the input list,
 ``file_name``, ``category_id`` of the training set, ``category_name``, ``bbox`` xywh in file pixels,
-``score``) and ``OUTPUT/<name>.png`` for each image with its boxes, class names and scores drawn.
+``score``) and, for each image, a copy with its boxes, class names and scores drawn under the input's
+file name (``a.jpg`` and ``a.png`` are two outputs; inputs of the same name from different folders get
+``_1``, ``_2``, ... added). An output is never written over one of the inputs.
+
+``--input`` takes several images, folders (their files with an image extension) or glob patterns, quoted
+or expanded by the shell (``--input val/*.png`` works: a word after ``--input`` or after the options is
+an input unless it reads ``section.key=value`` and names no file, then it is a config override).
+``--device`` overrides ``solver.device``.
+
+A file that cannot be read as an image (corrupt, or no image at all) is skipped with one ``warning:``
+line and counted; the others are processed. Exit status: 0 when at least one image was read; 2 when none
+could be read or none was found, for a bad config, a missing checkpoint or one that does not fit (one
+``error:`` line, :mod:`rcnn.tasks.cli`).
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import re
 import sys
 
 import cv2
@@ -24,27 +37,70 @@ from tqdm import tqdm
 from rcnn.config import ConfigError
 from rcnn.config_schema import DetectionConfig
 from rcnn.data.coco import read_image
+from rcnn.data.errors import DatasetError
 from rcnn.data.transforms import build_detection_transforms
 from rcnn.tasks import cli
 from rcnn.tasks.detection import load_detector, to_original_pixels
+from rcnn.tasks.tool_args import add_device_argument, with_device
 from rcnn.utils.comm import select_device
 from rcnn.utils.io import atomic_write_json
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+=")  # section.key=value
 
 
-def list_images(spec: str) -> list[str]:
-    """An image file, a folder (its images, sorted) or a glob pattern -> list of paths."""
-    if os.path.isdir(spec):
-        paths = [os.path.join(spec, f) for f in sorted(os.listdir(spec))]
-        paths = [p for p in paths if p.lower().endswith(IMAGE_EXTENSIONS)]
-    elif os.path.isfile(spec):
-        paths = [spec]
-    else:
-        paths = sorted(glob.glob(spec))
-    if not paths:
-        raise FileNotFoundError(f"no images found for --input {spec!r}")
-    return paths
+def split_inputs(inputs: list[str], positionals: list[str]) -> tuple[list[str], list[str]]:
+    """(input specs, config overrides) of the words after ``--input`` and the positional words.
+
+    A shell expands an unquoted glob into several words, and the words after the last option land in
+    either list: a word that names an existing path, or is not of the form ``section.key=value``, is an
+    input; every other word is an override."""
+    specs, overrides = [], []
+    for word in [*inputs, *positionals]:
+        is_override = OVERRIDE.match(word) is not None and not os.path.exists(word)
+        (overrides if is_override else specs).append(word)
+    return specs, overrides
+
+
+def list_images(specs: list[str] | str) -> tuple[list[str], list[str]]:
+    """(image paths, warnings) of image files, folders (their files with an image extension, sorted)
+    and glob patterns, in the order given; a path given twice is listed once. A spec that matches
+    nothing is a warning, not an error: :func:`infer` stops only when no image could be read."""
+    paths: list[str] = []
+    warnings: list[str] = []
+    for spec in [specs] if isinstance(specs, str) else specs:
+        if os.path.isdir(spec):
+            found = [os.path.join(spec, f) for f in sorted(os.listdir(spec))]
+            found = [p for p in found if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS)]
+        elif os.path.isfile(spec):
+            found = [spec]
+        else:
+            found = sorted(p for p in glob.glob(spec) if os.path.isfile(p))
+        if not found:
+            warnings.append(f"no images found for --input {spec!r}")
+        paths.extend(found)
+    unique = list(dict.fromkeys(paths))
+    return unique, warnings
+
+
+def output_names(paths: list[str]) -> list[str]:
+    """One output file name per input: its base name (stem and extension kept, so ``a.jpg`` and
+    ``a.png`` stay two outputs), with ``_1``, ``_2``, ... added to the stem when two inputs of
+    different folders share a name; ``.png`` is appended to an extension OpenCV cannot write.
+    ``detections.json`` is never used."""
+    taken = {"detections.json"}
+    names = []
+    for path in paths:
+        stem, ext = os.path.splitext(os.path.basename(path))
+        if not cv2.haveImageWriter(f"x{ext}"):
+            ext += ".png"
+        name, n = stem + ext, 0
+        while name.lower() in taken:
+            n += 1
+            name = f"{stem}_{n}{ext}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
 
 
 def _colour(label: int) -> tuple[int, int, int]:
@@ -73,19 +129,46 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--checkpoint", required=True, help="model_final.pth or a training checkpoint")
-    parser.add_argument("--input", required=True, help="an image, a folder of images or a glob pattern")
+    parser.add_argument("--input", required=True, nargs="+", metavar="PATH",
+                        help="images, folders of images or glob patterns (quoted or expanded)")  # fmt: skip
     parser.add_argument("--output", required=True, help="folder for detections.json and the drawn images")
     parser.add_argument("--score-threshold", type=float, default=0.5)
-    parser.add_argument("--device", default=None, help="overrides solver.device (auto, cpu, cuda)")
+    add_device_argument(parser)
     cli.add_config_arguments(parser)
     return parser
 
 
-def infer(args: argparse.Namespace) -> None:
-    """Detect on every image of ``args.input``; errors are raised for :func:`cli.run_tool`."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, with the words of ``--input`` and the positional words sorted into input specs and
+    config overrides (:func:`split_inputs`); ``--device`` becomes the override ``solver.device``."""
+    args = build_parser().parse_args(argv)
+    args.input, overrides = split_inputs(args.input, args.overrides)
+    args.overrides = with_device(overrides, args.device)
+    return args
+
+
+def _warn(message: str) -> None:
+    tqdm.write(f"warning: {message}", file=sys.stderr)
+
+
+def infer(args: argparse.Namespace) -> int:
+    """Detect on every readable image of ``args.input``; an unreadable one is skipped with a warning.
+    Returns the exit status: 0, or 2 when no image could be read. Other errors are raised for
+    :func:`cli.run_tool`."""
     cfg = cli.load_tool_config(args, DetectionConfig)
-    paths = list_images(args.input)
-    device = select_device(args.device or cfg.solver.device)
+    paths, warnings = list_images(args.input)
+    for message in warnings:
+        _warn(message)
+    if not paths:
+        raise FileNotFoundError(f"no images found for --input {' '.join(map(repr, args.input))}")
+    names = output_names(paths)
+    sources = {os.path.realpath(p) for p in paths}
+    for name in names:
+        if os.path.realpath(os.path.join(args.output, name)) in sources:
+            raise ConfigError(
+                f"--output {args.output} would overwrite the input image {name}: choose another folder"
+            )
+    device = select_device(cfg.solver.device)
     model, meta = load_detector(cfg, args.checkpoint, device)
     if model.needs_proposals:
         raise ConfigError(
@@ -98,9 +181,15 @@ def infer(args: argparse.Namespace) -> None:
 
     os.makedirs(args.output, exist_ok=True)
     results = []
+    skipped = 0
     with torch.inference_mode():
-        for index, path in enumerate(tqdm(paths, desc="infer", dynamic_ncols=True)):
-            image = read_image(path)
+        for index, (path, name) in enumerate(zip(tqdm(paths, desc="infer", dynamic_ncols=True), names)):
+            try:
+                image = read_image(path)
+            except DatasetError as e:
+                _warn(f"skipped: {e}")
+                skipped += 1
+                continue
             tensor, _ = transform(image, dict(empty))
             det = model([tensor.to(device)])[0]
             det = {k: v.cpu() for k, v in det.items()}
@@ -126,14 +215,19 @@ def infer(args: argparse.Namespace) -> None:
                     }
                 )
             drawn = draw_detections(image, boxes, labels, scores, class_names)
-            name = os.path.splitext(os.path.basename(path))[0] + ".png"
             cv2.imwrite(os.path.join(args.output, name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+    read = len(paths) - skipped
+    if not read:
+        cli.error(f"none of the {len(paths)} input file(s) could be read as an image")
+        return cli.EXIT_USER_ERROR
     out_json = atomic_write_json(results, os.path.join(args.output, "detections.json"), indent=None)
-    print(f"{len(results)} detections on {len(paths)} images -> {out_json}", file=sys.stderr)
+    note = f" ({skipped} unreadable file(s) skipped)" if skipped else ""
+    print(f"{len(results)} detections on {read} images{note} -> {out_json}", file=sys.stderr)
+    return cli.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return cli.run_tool(lambda: infer(args))
 
 

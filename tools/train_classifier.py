@@ -5,14 +5,18 @@
         data.root=/data/imagenet output.dir=outputs/resnet50
     python tools/train_classifier.py --config FILE --resume            # continue from output.dir's latest
     python tools/train_classifier.py --config FILE --resume outputs/run/checkpoint_0003.pth
+    python tools/train_classifier.py --config FILE --overwrite         # start over in output.dir
     torchrun --nproc_per_node=2 tools/train_classifier.py --config FILE   # DDP (gloo on CPU, nccl on GPU)
 
 Writes to ``output.dir``: ``config.yaml`` (the resolved config), ``checkpoint_<epoch>.pth`` and
 ``last_checkpoint``, ``metrics.jsonl`` + TensorBoard events, ``log.txt``, and at the end
 ``model_final.pth`` (loads as a detector backbone: ``model.backbone.weights=<dir>/model_final.pth``) and
-``final_metrics.json`` (top-1/top-5 error, centre-crop and 10-crop, data-time share).
+``final_metrics.json`` (top-1/top-5 error, centre-crop and 10-crop, data-time share). An ``output.dir``
+that holds a previous run is never reused silently: without ``--resume`` or ``--overwrite`` the tool stops
+with exit 2 (:mod:`rcnn.tasks.run_dir`).
 
-Exit status: 0 when training finished, 2 for a bad config or a missing file (resume checkpoint, dataset),
+Exit status: 0 when training finished, 2 for a bad config, a missing file (resume checkpoint,
+dataset) or an ``output.dir`` holding a previous run,
 ``128 + signal`` after SIGINT/SIGTERM stopped training (a checkpoint was saved first; ``--resume`` goes on).
 """
 
@@ -22,6 +26,9 @@ import argparse
 import logging
 import os
 import sys
+
+from rcnn.tasks.run_dir import check_output_dir
+from rcnn.tasks.tool_args import add_device_argument, with_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "classification", "synthetic_resnet18.yaml")
@@ -44,9 +51,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help="continue training: from PATH, or without PATH from output.dir's last_checkpoint",
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start over in an output.dir that holds a previous run"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.error("--resume continues a run, --overwrite starts over: give one of them")
+    args.overrides = with_device(args.overrides, args.device)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cfg = load_config(args.config, ClassificationConfig, args.overrides)
+        check_output_dir(cfg.output.dir, resume=args.resume, overwrite=args.overwrite)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

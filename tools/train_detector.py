@@ -4,15 +4,20 @@
     python tools/train_detector.py --config FILE solver.max_iter=2000 model.backbone.weights=cls.pth
     python tools/train_detector.py --config FILE --resume              # latest checkpoint of output.dir
     python tools/train_detector.py --config FILE --resume PATH.pth
+    python tools/train_detector.py --config FILE --overwrite           # start over in output.dir
     torchrun --nproc_per_node=2 tools/train_detector.py --config FILE  # DDP (gloo on CPU, nccl on GPU)
 
 Writes to ``output.dir``: ``config.yaml`` (the resolved config: repeat the run with
 ``--config output.dir/config.yaml``), ``model_<iter>.pth`` checkpoints and ``last_checkpoint``,
 ``model_final.pth``, ``metrics.jsonl`` + TensorBoard events, ``log.txt``, and after the final evaluation
-``detections.json`` (COCO results) and ``metrics.json`` (COCO AP table).
+``detections.json`` (COCO results) and ``metrics.json`` (COCO AP table). An ``output.dir`` that holds a
+previous run (``last_checkpoint``, ``metrics.jsonl`` or ``model_final.pth``) is never reused silently:
+without ``--resume`` or ``--overwrite`` the tool stops with exit 2 (:mod:`rcnn.tasks.run_dir`). On resume
+``metrics.jsonl`` is appended to (lines an interrupted run logged after the checkpoint are dropped).
 
-Exit status: 0 when done; 1 when training diverged (non-finite loss); 2 for a bad config, a bad dataset or a
-missing file; ``128 + signal`` after SIGINT/SIGTERM (a checkpoint was saved: ``--resume`` continues).
+Exit status: 0 when done; 1 when training diverged (non-finite loss); 2 for a bad config, a bad dataset, a
+missing file or an ``output.dir`` holding a previous run; ``128 + signal`` after SIGINT/SIGTERM (a
+checkpoint was saved: ``--resume`` continues).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from rcnn.tasks.detection import (
     evaluate_detector,
 )
 from rcnn.tasks.rcnn2014 import train_rcnn
+from rcnn.tasks.run_dir import check_output_dir
+from rcnn.tasks.tool_args import add_device_argument, with_device
 from rcnn.utils import comm
 
 logger = logging.getLogger("rcnn.tools.train_detector")
@@ -50,23 +57,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
                         help="continue from PATH, or from output.dir's last checkpoint")  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an output.dir that holds a previous run")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_argument(parser)
     cli.add_config_arguments(parser)
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.error("--resume continues a run, --overwrite starts over: give one of them")
     # "--resume key=value ...": the optional PATH swallowed the first override
     if args.resume and "=" in args.resume and not os.path.exists(args.resume):
         args.overrides.insert(0, args.resume)
         args.resume = "latest"
+    args.overrides = with_device(args.overrides, args.device)
     return args
 
 
 def train(args: argparse.Namespace) -> None:
     """Train (and evaluate) the detector of ``args.config``; errors are raised for :func:`cli.run_tool`."""
     cfg = cli.load_tool_config(args, DetectionConfig)
+    check_output_dir(cfg.output.dir, resume=args.resume, overwrite=args.overwrite)
     progress = not args.no_progress
     if cfg.model.type == "rcnn":  # R-CNN (2014) trains in stages, in one process
         with cli.session(cfg) as run:

@@ -37,10 +37,11 @@ def write_results(path, shift=0.0):
     return path
 
 
-def test_main_writes_metrics_beside_results(tool, gt_path, tmp_path, capsys):
+def test_main_writes_metrics_into_eval_beside_results(tool, gt_path, tmp_path, capsys):
     results = write_results(tmp_path / "run" / "dets.json")
     assert tool.main(["--gt", str(gt_path), "--results", str(results)]) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert not (tmp_path / "run" / "metrics.json").exists()  # a training run's metrics.json stays
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert metrics["AP"] == pytest.approx(1.0)
     assert metrics["per_category"] == pytest.approx({"cat": 1.0, "dog": 1.0})
     out = capsys.readouterr().out
