@@ -97,6 +97,7 @@ class RCNNConfig:
 class ModelConfig:
     type: str = "faster_rcnn"  # "faster_rcnn", "fast_rcnn" or "rcnn"
     num_classes: int = 0  # 0: the number of categories of the training set
+    weights: str = ""  # a trained detector (.pth) to start a new training from: rcnn/tasks/detector_weights.py
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)

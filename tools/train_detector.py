@@ -4,6 +4,7 @@
     python tools/train_detector.py --config FILE solver.max_iter=2000 model.backbone.weights=cls.pth
     python tools/train_detector.py --config FILE --resume              # latest checkpoint of output.dir
     python tools/train_detector.py --config FILE --resume PATH.pth
+    python tools/train_detector.py --config FILE model.weights=DETECTOR.pth   # fine-tune: a new run
     torchrun --nproc_per_node=2 tools/train_detector.py --config FILE  # DDP (gloo on CPU, nccl on GPU)
 
 Writes to ``output.dir``: ``config.yaml`` (the resolved config: repeat the run with
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         evaluate_detector,
     )
     from rcnn.engine.logging import setup_logger
+    from rcnn.tasks.detector_weights import load_detector_weights
     from rcnn.engine.trainer import Trainer, TrainingInterrupted
     from rcnn.evaluation.coco import format_table
 
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{train_set.num_classes} categories"
             )
         model = build_detector(cfg.model, num_classes)
+        if cfg.model.weights:  # fine-tune a trained detector; --resume, if given, replaces these weights
+            load_detector_weights(model, cfg.model.weights, train_set.class_names)
         if cfg.solver.channels_last:
             if not hasattr(model, "use_channels_last"):
                 raise ConfigError(f"solver.channels_last: not supported by model.type {cfg.model.type!r}")
