@@ -147,6 +147,7 @@ class RCNNConfig:
 class ModelConfig:
     type: Literal["faster_rcnn", "fast_rcnn", "rcnn"] = "faster_rcnn"
     num_classes: int = checked(0, non_negative)  # 0: the number of categories of the training set
+    weights: str = ""  # a trained detector (.pth) to start a new training from (tasks/detector_weights.py)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     rpn: RPNConfig = field(default_factory=RPNConfig)
     roi_heads: RoIHeadsConfig = field(default_factory=RoIHeadsConfig)

@@ -5,6 +5,7 @@
     python tools/train_detector.py --config FILE --resume              # latest checkpoint of output.dir
     python tools/train_detector.py --config FILE --resume PATH.pth
     python tools/train_detector.py --config FILE --overwrite           # start over in output.dir
+    python tools/train_detector.py --config FILE model.weights=DETECTOR.pth   # fine-tune: a new run
     torchrun --nproc_per_node=2 tools/train_detector.py --config FILE  # DDP (gloo on CPU, nccl on GPU)
 
 Writes to ``output.dir``: ``config.yaml`` (the resolved config: repeat the run with
@@ -43,6 +44,7 @@ from rcnn.tasks.detection import (
     detector_metadata,
     evaluate_detector,
 )
+from rcnn.tasks.detector_weights import load_detector_weights
 from rcnn.tasks.rcnn2014 import train_rcnn
 from rcnn.tasks.run_dir import check_output_dir
 from rcnn.tasks.tool_args import add_device_argument, with_device
@@ -101,6 +103,8 @@ def train(args: argparse.Namespace) -> None:
                 f"{train_set.num_classes} categories"
             )
         model = build_detector(cfg.model, num_classes)
+        if cfg.model.weights:  # fine-tune a trained detector; --resume, if given, replaces these weights
+            load_detector_weights(model, cfg.model.weights, train_set.class_names)
         if cfg.solver.channels_last:
             if not hasattr(model, "use_channels_last"):
                 raise ConfigError(f"solver.channels_last: not supported by model.type {cfg.model.type!r}")

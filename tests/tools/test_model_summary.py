@@ -63,3 +63,39 @@ def test_runs_as_a_script_on_a_real_model():
     assert result.returncode == 0, result.stderr
     assert "features.c1" in result.stdout and "6x28x28" in result.stdout
     assert "61,706" in result.stdout  # LeNet-5: "60,000 trainable parameters"
+
+
+def test_detector_config_runs_as_a_script():
+    """The whole detector of the main job's config, by part, at its test size (256x256)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--config",
+            "configs/faster_rcnn/synthetic_resnet18.yaml",
+            "model.num_classes=9",
+            "--device",
+            "meta",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for part in ("trunk", "rpn", "region_head", "predictor", "total"):
+        assert part in out
+    assert "image 256x256, 100 RoIs" in out  # test.min_size x test.max_size; post_nms_top_n_test
+    assert f"{100 * 128 * (10 + 36):,}" in out  # the predictor: R x 128 x (K+1 + 4K)
+
+
+def test_detector_errors(capsys):
+    tool = _tool()
+    config = str(ROOT / "configs" / "faster_rcnn" / "synthetic_resnet18.yaml")
+    assert tool.main(["--config", config, "data.train_annotations=missing.json", "--device", "meta"]) == 2
+    assert "pass --num-classes" in capsys.readouterr().err
+    assert tool.main(["--config", config, "model.nope=1", "--num-classes", "2"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert tool.main(["--config", config, "--num-classes", "2", "--input-size", "1", "2", "3"]) == 2
+    assert "H W" in capsys.readouterr().err
