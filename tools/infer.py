@@ -17,10 +17,11 @@ import json
 import os
 import sys
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from rcnn.visualization import draw_detections, write_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -37,27 +38,6 @@ def list_images(spec: str) -> list[str]:
     if not paths:
         raise FileNotFoundError(f"no images found for --input {spec!r}")
     return paths
-
-
-def _colour(label: int) -> tuple[int, int, int]:
-    rng = np.random.default_rng(label * 7919)
-    return tuple(int(c) for c in rng.integers(64, 256, size=3))
-
-
-def draw_detections(image: np.ndarray, boxes, labels, scores, class_names: list[str]) -> np.ndarray:
-    """Draw boxes (D, 4) xyxy with ``name score`` captions on a copy of an RGB uint8 image."""
-    out = image.copy()
-    for box, label, score in zip(boxes.tolist(), labels.tolist(), scores.tolist()):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        colour = _colour(label)
-        name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        caption = f"{name} {score:.2f}"
-        (tw, th), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-        y_text = max(y1, th + 2)
-        cv2.rectangle(out, (x1, y_text - th - 2), (x1 + tw + 2, y_text), colour, -1)
-        cv2.putText(out, caption, (x1 + 1, y_text - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             drawn = draw_detections(image, boxes, labels, scores, class_names)
             name = os.path.splitext(os.path.basename(path))[0] + ".png"
-            cv2.imwrite(os.path.join(args.output, name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            write_image(os.path.join(args.output, name), drawn)
     out_json = os.path.join(args.output, "detections.json")
     with open(out_json + ".tmp", "w", encoding="utf-8") as f:
         json.dump(results, f)
