@@ -1,8 +1,7 @@
 """matplotlib figures without a display: the Agg backend, and one way to make and save a figure.
 
-    fig, axes = new_figure(1, 2, title="Dataset statistics")
-    ...
-    save_figure(fig, "stats.png")        # PNG at a fixed size: width x height = figsize * dpi pixels
+``new_figure(rows, cols, title=...)`` gives the figure and its panels; ``save_figure(fig, "x.png")`` writes it
+at a fixed size (width x height = panel size x panels x DPI pixels) and closes it.
 """
 
 from __future__ import annotations
