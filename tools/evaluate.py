@@ -23,22 +23,32 @@ from typing import Any
 
 
 def evaluate_files(
-    gt: str | Path, results: str | Path, output_dir: str | Path | None = None
+    gt: str | Path, results: str | Path, output_dir: str | Path | None = None, **analysis: Any
 ) -> dict[str, Any]:
     """Evaluate the COCO results file ``results`` against the ground truth ``gt``; print the table and
-    write ``metrics.json`` to ``output_dir`` (default: beside ``results``). Returns the metrics."""
-    from rcnn.evaluation.coco import evaluate_results_file, format_table, write_json_atomic
+    write ``metrics.json`` and the analysis (:func:`rcnn.evaluation.report.write_evaluation_report`, whose
+    keyword arguments ``analysis`` are) to ``output_dir`` (default: beside ``results``). Returns the
+    metrics."""
+    from rcnn.evaluation.coco import format_table, load_coco, load_results_file, write_json_atomic
+    from rcnn.evaluation.report import write_evaluation_report
 
-    metrics = evaluate_results_file(gt, results)
-    print(format_table(metrics))
     out_dir = Path(output_dir) if output_dir else Path(results).resolve().parent
+    coco_gt = load_coco(gt)
+    metrics = write_evaluation_report(coco_gt, load_results_file(results, coco_gt), out_dir, **analysis)
+    if "mAP" in metrics:
+        print(f"{metrics['metric']} mAP (IoU 0.5): {metrics['mAP']:.4f}")
+    print(format_table(metrics))
     path = write_json_atomic(out_dir / "metrics.json", metrics, indent=2)
     print(f"metrics -> {path}", file=sys.stderr)
     return metrics
 
 
 def evaluate_checkpoint(
-    config: str, checkpoint: str, output_dir: str | None = None, overrides: list[str] | None = None
+    config: str,
+    checkpoint: str,
+    output_dir: str | None = None,
+    overrides: list[str] | None = None,
+    **analysis: Any,
 ) -> dict[str, Any]:
     """Run the detector of ``config`` with the weights of ``checkpoint`` over the config's val split,
     print the table and write ``detections.json`` and ``metrics.json`` to ``output_dir``
@@ -47,17 +57,16 @@ def evaluate_checkpoint(
     from rcnn.config_schema import DetectionConfig
     from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
     from rcnn.utils.comm import select_device
-    from rcnn.evaluation.coco import format_table
 
     cfg = load_config(config, DetectionConfig, overrides or [])
     device = select_device(cfg.solver.device)
     model, _ = load_detector(cfg, checkpoint, device)
     dataset = build_detection_dataset(cfg, "val")
     out_dir = output_dir or cfg.output.dir
-    metrics = evaluate_detector(model, dataset, device, out_dir, batch_size=cfg.test.ims_per_batch)
-    print(format_table(metrics))
-    print(f"metrics -> {Path(out_dir) / 'metrics.json'}", file=sys.stderr)
-    return metrics
+    evaluate_detector(model, dataset, device, out_dir, batch_size=cfg.test.ims_per_batch)
+    # the analysis (and the VOC metric) of the detections.json just written; metrics.json is rewritten
+    analysis.setdefault("images_dir", cfg.data.val_images)
+    return evaluate_files(cfg.data.val_annotations, Path(out_dir) / "detections.json", out_dir, **analysis)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,8 +80,42 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--config", help="the detector's YAML config")
     model.add_argument("--checkpoint", help="model_final.pth or a training checkpoint")
     parser.add_argument("--output", help="folder for metrics.json (default: the folder of --results)")
+    analysis = parser.add_argument_group("analysis (written beside metrics.json)")
+    analysis.add_argument(
+        "--metric",
+        choices=["coco", "voc07", "voc"],
+        default="coco",
+        help="COCO AP, or VOC AP at IoU 0.5 (voc07: 11-point, voc: all-point)",
+    )
+    analysis.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        help="confusion matrix and worst images: detections with at least this score",
+    )
+    analysis.add_argument(
+        "--worst", type=int, default=10, help="images with the most errors to list and draw"
+    )
+    analysis.add_argument(
+        "--images", help="the ground truth's images folder, to draw (default with --config: data.val_images)"
+    )
+    analysis.add_argument(
+        "--show-dir", help="draw ground truth and detections on every image into this folder"
+    )
     parser.add_argument("overrides", nargs="*", help="with --config: config overrides, section.key=value")
     return parser
+
+
+def _analysis(args: argparse.Namespace) -> dict[str, Any]:
+    out = {
+        "metric": args.metric,
+        "score_threshold": args.score_threshold,
+        "worst_n": args.worst,
+        "show_dir": args.show_dir,
+    }
+    if args.images:
+        out["images_dir"] = args.images
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         from rcnn.config import ConfigError
 
         try:
-            evaluate_checkpoint(args.config, args.checkpoint, args.output, args.overrides)
+            evaluate_checkpoint(args.config, args.checkpoint, args.output, args.overrides, **_analysis(args))
         except ConfigError as e:
             print(f"evaluate: error: {e}", file=sys.stderr)
             return 2
@@ -98,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"{' and '.join(missing)} required: evaluate with --gt ANN.json --results DETS.json")
     try:
-        evaluate_files(args.gt, args.results, args.output)
+        evaluate_files(args.gt, args.results, args.output, **_analysis(args))
     except (FileNotFoundError, ValueError) as e:
         print(f"evaluate: error: {e}", file=sys.stderr)
         return 1
