@@ -19,6 +19,7 @@ setup(
         "numpy>=1.24",
         "pyyaml>=6.0",
         "tqdm>=4.66",
+        "matplotlib>=3.7",
         "tensorboard>=2.14",
     ],
     extras_require={"dev": ["pytest>=8.0", "timm>=1.0", "ruff>=0.6"]},

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from rcnn.utils.io import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -310,9 +312,4 @@ def _suggest_file(path: str) -> str:
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML (atomically), so that ``load_config`` gives it back exactly."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    os.replace(tmp, path)
+    atomic_write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), path)

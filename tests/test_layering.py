@@ -38,7 +38,7 @@ FLOORS: list[tuple[str, list[list[str]]]] = [
             # names and options against the builders), modeling (ops, structures), proposals (data:
             # image reading) and evaluation (structures) come last.
             ["rcnn.structures"],
-            ["rcnn.ops", "rcnn.data", "backbones"],
+            ["rcnn.ops", "rcnn.data", "rcnn.visualization", "backbones"],
             ["rcnn.config", "rcnn.config_schema", "rcnn.modeling", "rcnn.proposals", "rcnn.evaluation"],
         ],
     ),

@@ -28,7 +28,8 @@ from typing import Any
 
 from rcnn.config import load_config
 from rcnn.config_schema import DetectionConfig
-from rcnn.evaluation.coco import evaluate_results_file, format_table
+from rcnn.evaluation.coco import format_table, load_coco, load_results_file
+from rcnn.evaluation.report import write_evaluation_report
 from rcnn.tasks import cli
 from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
 from rcnn.tasks.tool_args import add_device_argument, with_device
@@ -39,13 +40,18 @@ EVAL_DIR = "eval"  # the default output folder, inside output.dir or beside the 
 
 
 def evaluate_files(
-    gt: str | Path, results: str | Path, output_dir: str | Path | None = None
+    gt: str | Path, results: str | Path, output_dir: str | Path | None = None, **analysis: Any
 ) -> dict[str, Any]:
     """Evaluate the COCO results file ``results`` against the ground truth ``gt``; print the table and
-    write ``metrics.json`` to ``output_dir`` (default: ``eval/`` beside ``results``). Returns the metrics."""
-    metrics = evaluate_results_file(gt, results)
-    print(format_table(metrics))
+    write ``metrics.json`` and the analysis (:func:`rcnn.evaluation.report.write_evaluation_report`, whose
+    keyword arguments ``analysis`` are) to ``output_dir`` (default: ``eval/`` beside ``results``). Returns
+    the metrics."""
     out_dir = Path(output_dir) if output_dir else Path(results).resolve().parent / EVAL_DIR
+    coco_gt = load_coco(gt)
+    metrics = write_evaluation_report(coco_gt, load_results_file(results, coco_gt), out_dir, **analysis)
+    if "mAP" in metrics:
+        print(f"{metrics['metric']} mAP (IoU 0.5): {metrics['mAP']:.4f}")
+    print(format_table(metrics))
     path = atomic_write_json(metrics, out_dir / "metrics.json")
     print(f"metrics -> {path}", file=sys.stderr)
     return metrics
@@ -57,9 +63,10 @@ def evaluate_checkpoint(
     output_dir: str | None = None,
     overrides: list[str] | None = None,
     device: str | None = None,
+    **analysis: Any,
 ) -> dict[str, Any]:
     """Run the detector of ``config`` with the weights of ``checkpoint`` over the config's val split,
-    print the table and write ``detections.json`` and ``metrics.json`` to ``output_dir``
+    print the table and write ``detections.json``, ``metrics.json`` and the analysis to ``output_dir``
     (default: ``eval/`` in the config's ``output.dir``); ``device`` overrides ``solver.device``.
     Returns the metrics."""
     cfg = load_config(config, DetectionConfig, with_device(overrides, device))
@@ -67,10 +74,10 @@ def evaluate_checkpoint(
     model, _ = load_detector(cfg, checkpoint, torch_device)
     dataset = build_detection_dataset(cfg, "val")
     out_dir = output_dir or os.path.join(cfg.output.dir, EVAL_DIR)
-    metrics = evaluate_detector(model, dataset, torch_device, out_dir, batch_size=cfg.test.ims_per_batch)
-    print(format_table(metrics))
-    print(f"metrics -> {Path(out_dir) / 'metrics.json'}", file=sys.stderr)
-    return metrics
+    evaluate_detector(model, dataset, torch_device, out_dir, batch_size=cfg.test.ims_per_batch)
+    # the analysis (and the VOC metric) of the detections.json just written; metrics.json is rewritten
+    analysis.setdefault("images_dir", cfg.data.val_images)
+    return evaluate_files(cfg.data.val_annotations, Path(out_dir) / "detections.json", out_dir, **analysis)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,9 +93,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output", help="folder for metrics.json (default: output.dir/eval, or eval/ beside --results)"
     )
+    analysis = parser.add_argument_group("analysis (written beside metrics.json)")
+    analysis.add_argument(
+        "--metric",
+        choices=["coco", "voc07", "voc"],
+        default="coco",
+        help="COCO AP, or VOC AP at IoU 0.5 (voc07: 11-point, voc: all-point)",
+    )
+    analysis.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        help="confusion matrix and worst images: detections with at least this score",
+    )
+    analysis.add_argument(
+        "--worst", type=int, default=10, help="images with the most errors to list and draw"
+    )
+    analysis.add_argument(
+        "--images", help="the ground truth's images folder, to draw (default with --config: data.val_images)"
+    )
+    analysis.add_argument(
+        "--show-dir", help="draw ground truth and detections on every image into this folder"
+    )
     add_device_argument(model)
     parser.add_argument("overrides", nargs="*", help="with --config: config overrides, section.key=value")
     return parser
+
+
+def _analysis(args: argparse.Namespace) -> dict[str, Any]:
+    out = {
+        "metric": args.metric,
+        "score_threshold": args.score_threshold,
+        "worst_n": args.worst,
+        "show_dir": args.show_dir,
+    }
+    if args.images:
+        out["images_dir"] = args.images
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--config and --checkpoint go together")
 
         def run() -> None:
-            evaluate_checkpoint(args.config, args.checkpoint, args.output, args.overrides, args.device)
+            evaluate_checkpoint(
+                args.config, args.checkpoint, args.output, args.overrides, args.device, **_analysis(args)
+            )
 
     else:
         if args.overrides or args.device:
@@ -109,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{' and '.join(missing)} required: evaluate with --gt ANN.json --results DETS.json")
 
         def run() -> None:
-            evaluate_files(args.gt, args.results, args.output)
+            evaluate_files(args.gt, args.results, args.output, **_analysis(args))
 
     # the evaluator's checks of detections and results files raise ValueError naming the file and entry
     return cli.run_tool(run, user_errors=(ValueError,))

@@ -44,6 +44,7 @@ from rcnn.tasks.detection import load_detector, to_original_pixels
 from rcnn.tasks.tool_args import add_device_argument, with_device
 from rcnn.utils.comm import select_device
 from rcnn.utils.io import atomic_write_json
+from rcnn.visualization import draw_detections, write_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+=")  # section.key=value
@@ -101,27 +102,6 @@ def output_names(paths: list[str]) -> list[str]:
         taken.add(name.lower())
         names.append(name)
     return names
-
-
-def _colour(label: int) -> tuple[int, int, int]:
-    rng = np.random.default_rng(label * 7919)
-    return tuple(int(c) for c in rng.integers(64, 256, size=3))
-
-
-def draw_detections(image: np.ndarray, boxes, labels, scores, class_names: list[str]) -> np.ndarray:
-    """Draw boxes (D, 4) xyxy with ``name score`` captions on a copy of an RGB uint8 image."""
-    out = image.copy()
-    for box, label, score in zip(boxes.tolist(), labels.tolist(), scores.tolist()):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        colour = _colour(label)
-        name = class_names[label - 1] if 0 < label <= len(class_names) else str(label)
-        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        caption = f"{name} {score:.2f}"
-        (tw, th), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-        y_text = max(y1, th + 2)
-        cv2.rectangle(out, (x1, y_text - th - 2), (x1 + tw + 2, y_text), colour, -1)
-        cv2.putText(out, caption, (x1 + 1, y_text - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,7 +195,7 @@ def infer(args: argparse.Namespace) -> int:
                     }
                 )
             drawn = draw_detections(image, boxes, labels, scores, class_names)
-            cv2.imwrite(os.path.join(args.output, name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            write_image(os.path.join(args.output, name), drawn)
     read = len(paths) - skipped
     if not read:
         cli.error(f"none of the {len(paths)} input file(s) could be read as an image")

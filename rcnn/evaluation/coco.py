@@ -96,21 +96,18 @@ def _category_names(coco_gt: COCO, cat_ids: Iterable[int]) -> dict[int, str]:
     }
 
 
-def evaluate_results(
+def run_cocoeval(
     coco_gt: COCO, results: list[dict[str, Any]], image_ids: Iterable[int] | None = None
-) -> dict[str, Any]:
-    """Run COCOeval (bbox) of ``results`` (COCO result dicts, already checked) against ``coco_gt``.
-
-    ``image_ids``: the images to evaluate on (default: every image of the ground truth). Returns the 12
-    standard numbers by name and ``"per_category": {name: AP}``. No results at all gives AP 0 (and a
-    warning) instead of pycocotools' IndexError.
-    """
+) -> COCOeval:
+    """COCOeval (bbox) of ``results`` (COCO result dicts, already checked) against ``coco_gt``, evaluated,
+    accumulated and summarized quietly. ``image_ids``: the images to evaluate on (default: all). No results
+    at all gives AP 0 (and a warning) instead of pycocotools' IndexError."""
     _complete_ground_truth(coco_gt)
     if not results:
         warnings.warn(
             "COCO evaluation: there are no detections at all; every AP and AR is 0",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         coco_dt = _empty_results(coco_gt)
     else:
@@ -125,7 +122,24 @@ def evaluate_results(
         coco_eval.accumulate()
         coco_eval.summarize()
     logger.debug("COCOeval output:\n%s", log.getvalue())
+    return coco_eval
 
+
+def evaluate_results(
+    coco_gt: COCO, results: list[dict[str, Any]], image_ids: Iterable[int] | None = None
+) -> dict[str, Any]:
+    """Run COCOeval (bbox) of ``results`` (COCO result dicts, already checked) against ``coco_gt``.
+
+    ``image_ids``: the images to evaluate on (default: every image of the ground truth). Returns the 12
+    standard numbers by name and ``"per_category": {name: AP}``. No results at all gives AP 0 (and a
+    warning) instead of pycocotools' IndexError.
+    """
+    return coco_metrics(run_cocoeval(coco_gt, results, image_ids))
+
+
+def coco_metrics(coco_eval: COCOeval) -> dict[str, Any]:
+    """The 12 standard numbers by name and ``"per_category": {name: AP}`` of an accumulated COCOeval."""
+    coco_gt = coco_eval.cocoGt
     metrics: dict[str, Any] = {name: float(v) for name, v in zip(METRIC_NAMES, coco_eval.stats, strict=True)}
     # precision: (iou thresholds, recall thresholds, categories, area ranges, max detections); -1 = no gt
     precision = coco_eval.eval["precision"]
