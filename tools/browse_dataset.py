@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import backbones
 from rcnn.config import ConfigError, load_config
 from rcnn.config_schema import DetectionConfig
 from rcnn.data.coco import CocoDetection, read_image
@@ -39,8 +40,6 @@ from rcnn.visualization.dataset_plots import plot_dataset_statistics
 
 def feature_stride(cfg: DetectionConfig) -> int:
     """The stride of the backbone's coarsest feature map (where the RPN's anchors are tiled)."""
-    import backbones  # the backbone package is heavy: built (without weights) only to read its stride
-
     backbone = backbones.build_backbone(cfg.model.backbone.name, **cfg.model.backbone.options)
     return max(spec.stride for spec in backbone.output_shape().values())
 
