@@ -19,7 +19,7 @@ from typing import Any
 from torch import nn
 
 from .base import Backbone, BoxHead, FeatureSpec, freeze_batchnorm
-from .weights import load_pretrained
+from .weights import WeightsError, load_pretrained
 
 _NETWORK_MODULES = ["lenet", "alexnet", "zfnet", "vgg", "resnet", "cifar_resnet", "se_resnet", "googlenet"]
 
@@ -78,4 +78,5 @@ __all__ = [
     "build_classifier",
     "freeze_batchnorm",
     "load_pretrained",
+    "WeightsError",
 ]

@@ -15,7 +15,8 @@ only, belong to an ``nn.Linear``/``nn.Conv2d`` whose output size is the model's 
 checkpoint's class count. This catches the final classifier and any auxiliary classifier (GoogLeNet's
 aux ``fc2``) without a list per network. Those layers keep their fresh initialisation and a warning names
 them with both class counts (``strict_classes=True`` makes it an error). Anything else raises a
-``ValueError`` listing the missing, unexpected and mis-shaped keys. BatchNorm's ``num_batches_tracked``
+:class:`WeightsError` (a ``ValueError``) summarising the missing, unexpected and mis-shaped keys in at most
+four lines (the first few of each and a count). BatchNorm's ``num_batches_tracked``
 counters are bookkeeping, not weights, and are ignored when present on one side only.
 """
 
@@ -30,6 +31,12 @@ from torch import Tensor, nn
 
 _PREFIXES = ("module.", "_orig_mod.")
 _BOOKKEEPING = ("num_batches_tracked",)
+_SHOWN = 3  # keys named per line of a mismatch summary; the rest are counted
+
+
+class WeightsError(ValueError):
+    """A file that is not a readable checkpoint, or weights that do not fit the network; the message
+    names the file and summarises the mismatch in at most four lines."""
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -41,7 +48,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and format errors all mean "not a checkpoint we can read"
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
+        raise WeightsError(
             f"{path}: not a PyTorch checkpoint readable with torch.load(weights_only=True) ({detail})"
         ) from e
     state = obj
@@ -56,7 +63,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             if isinstance(obj, Mapping)
             else type(obj).__name__
         )
-        raise ValueError(
+        raise WeightsError(
             f"{path}: no state_dict found (expected {{name: tensor}}, or one under 'model'/'state_dict'; "
             f"got {what})"
         )
@@ -120,19 +127,26 @@ def _describe(
         ("unexpected in the checkpoint", unexpected),
     ):
         if keys:
-            lines.append(f"  {title} ({len(keys)}): " + ", ".join(f"{k} {tuple(v)}" for k, v in keys.items()))
+            lines.append(f"  {title} ({len(keys)}): " + _first([f"{k} {tuple(v)}" for k, v in keys.items()]))
     if mismatched:
-        shapes = (f"{k} checkpoint {tuple(c)} vs model {tuple(m)}" for k, (c, m) in mismatched.items())
-        lines.append(f"  mis-shaped ({len(mismatched)}): " + ", ".join(shapes))
+        shapes = [f"{k} checkpoint {tuple(c)} vs model {tuple(m)}" for k, (c, m) in mismatched.items()]
+        lines.append(f"  mis-shaped ({len(mismatched)}): " + _first(shapes))
     return "\n".join(lines)
+
+
+def _first(items: list[str]) -> str:
+    """The first ``_SHOWN`` items, then how many more."""
+    more = f", ... and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
+    return ", ".join(items[:_SHOWN]) + more
 
 
 def load_pretrained(model: nn.Module, path: str | Path, *, strict_classes: bool = False) -> nn.Module:
     """Copy the weights stored in ``path`` into ``model`` (in place) and return it.
 
-    Raises FileNotFoundError for a missing file, ValueError for a file that is not a checkpoint or does not
-    fit (the message lists missing, unexpected and mis-shaped keys). A different number of classes only
-    re-initialises the class layers, with a warning (a ValueError with ``strict_classes=True``).
+    Raises FileNotFoundError for a missing file, :class:`WeightsError` for a file that is not a checkpoint
+    or does not fit (the message summarises missing, unexpected and mis-shaped keys). A different number of
+    classes only
+    re-initialises the class layers, with a warning (a WeightsError with ``strict_classes=True``).
     """
     return load_state(model, read_state_dict(path), source=str(path), strict_classes=strict_classes)
 
@@ -153,7 +167,7 @@ def load_state(
     }
     classes = None if (missing or unexpected) else _class_layers(model, mismatched)
     if missing or unexpected or (mismatched and classes is None):
-        raise ValueError(_describe(source, model, missing, unexpected, mismatched))
+        raise WeightsError(_describe(source, model, missing, unexpected, mismatched))
 
     skipped: list[str] = []
     if classes is not None:
@@ -163,7 +177,7 @@ def load_state(
             f"not loading the class layer(s) {', '.join(skipped)} (they keep their initialisation)"
         )
         if strict_classes:
-            raise ValueError(message)
+            raise WeightsError(message)
         warnings.warn(message, UserWarning, stacklevel=3)
     kept = {k: v for k, v in state.items() if k in own and k.rpartition(".")[0] not in skipped}
     model.load_state_dict(kept, strict=False)  # strictness was checked above, bookkeeping aside

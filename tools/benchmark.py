@@ -54,6 +54,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere: the repository's packages first
     sys.path.insert(0, ROOT)
 
+from rcnn.tasks import cli  # noqa: E402 - after the path set-up above
+
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
     "generations", "svd",
@@ -267,7 +269,14 @@ def main(argv: list[str] | None = None) -> int:
         help="svd: a finished training run of configs/fast_rcnn/synthetic_alexnet.yaml (else one is trained)",
     )  # fmt: skip
     parser.add_argument("--output", default=os.path.join(ROOT, "docs", "benchmarks.md"))
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    return cli.run_tool(lambda: run_sections(args), debug=args.debug)
+
+
+def run_sections(args: argparse.Namespace) -> int:
+    """Measure ``args.sections`` and write each table into ``args.output``; errors go to
+    :func:`cli.run_tool`."""
     if args.device.startswith("cuda"):
         import torch
 

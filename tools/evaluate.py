@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--checkpoint", help="model_final.pth or a training checkpoint")
     parser.add_argument("--output", help="folder for metrics.json (default: the folder of --results)")
     parser.add_argument("overrides", nargs="*", help="with --config: config overrides, section.key=value")
+    cli.add_debug_argument(parser)
     return parser
 
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_files(args.gt, args.results, args.output)
 
     # the evaluator's checks of detections and results files raise ValueError naming the file and entry
-    return cli.run_tool(run, user_errors=(ValueError,))
+    return cli.run_tool(run, user_errors=(ValueError,), debug=args.debug)
 
 
 if __name__ == "__main__":

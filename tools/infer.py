@@ -134,7 +134,7 @@ def infer(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return cli.run_tool(lambda: infer(args))
+    return cli.run_tool(lambda: infer(args), debug=args.debug)
 
 
 if __name__ == "__main__":

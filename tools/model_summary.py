@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--group", action="append", default=[], metavar="PREFIX", help="also print the totals of a submodule"
     )
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
 
-    return cli.run_tool(lambda: print_summary(args))
+    return cli.run_tool(lambda: print_summary(args), debug=args.debug)
 
 
 def print_summary(args: argparse.Namespace) -> None:

@@ -75,6 +75,8 @@ def train(args: argparse.Namespace) -> None:
     with cli.session(cfg, distributed=True) as run:
         train_set = build_detection_dataset(cfg, "train")
         val_set = build_detection_dataset(cfg, "val")
+        for dataset in (train_set, val_set):  # every image file, before training starts (no decoding)
+            dataset.check_images()
         if cfg.model.type != "faster_rcnn" and not cfg.data.train_proposals:
             raise ConfigError(
                 f"model.type={cfg.model.type} needs data.train_proposals (tools/compute_proposals.py)"
@@ -127,7 +129,7 @@ def train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return cli.run_tool(lambda: train(args))
+    return cli.run_tool(lambda: train(args), debug=args.debug)
 
 
 if __name__ == "__main__":
