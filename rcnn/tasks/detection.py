@@ -266,7 +266,7 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
         load_state(model, weights, source=checkpoint, strict_classes=True)
     except WeightsError as e:
         raise CheckpointError(
-            f"{e}\n  (the config's model does not match the one that was trained)"
+            f"{e}\n  (the weights do not fit the config's model: is it the training run's config?)"
         ) from None
     if model_cfg.roi_heads.svd_rank > 0:
         compress_box_head(model, model_cfg.roi_heads.svd_rank)
