@@ -20,7 +20,7 @@ Submodules:
 
 from .base import Backbone, BoxHead, FeatureSpec, freeze_batchnorm
 from .build import CLASSIFIERS, accepted_options, build_backbone, build_classifier, related_networks
-from .weights import describe_mismatch, load_pretrained
+from .weights import WeightsError, describe_mismatch, load_pretrained
 
 __all__ = [
     "CLASSIFIERS",
@@ -34,4 +34,5 @@ __all__ = [
     "freeze_batchnorm",
     "load_pretrained",
     "related_networks",
+    "WeightsError",
 ]

@@ -15,8 +15,8 @@ only, belong to an ``nn.Linear``/``nn.Conv2d`` whose output size is the model's 
 checkpoint's class count. This catches the final classifier and any auxiliary classifier (GoogLeNet's
 aux ``fc2``) without a list per network. Those layers keep their fresh initialisation and a warning names
 them with both class counts (``strict_classes=True`` makes it an error). Anything else raises a
-``ValueError`` listing the missing, unexpected and mis-shaped keys. BatchNorm's ``num_batches_tracked``
-counters are bookkeeping, not weights, and are ignored when present on one side only.
+:class:`WeightsError` (a ``ValueError``) listing the missing, unexpected and mis-shaped keys.
+BatchNorm's ``num_batches_tracked`` counters are bookkeeping, not weights, and are ignored when present on one side only.
 A mismatch is summarised in at most five lines (:func:`describe_mismatch`) with the likely fix: the
 ``width`` option of the config, or a sibling layout (``alexnet_tv``, ``googlenet_bn``) whose names fit.
 """
@@ -34,6 +34,10 @@ _PREFIXES = ("module.", "_orig_mod.")
 _BOOKKEEPING = ("num_batches_tracked",)
 
 
+class WeightsError(ValueError):
+    """A checkpoint that is not one, or does not fit the model (the message says how, in at most 5 lines)."""
+
+
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """The state_dict stored in ``path`` (any of the layouts in the module docstring), prefixes stripped."""
     path = Path(path)
@@ -43,7 +47,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and format errors all mean "not a checkpoint we can read"
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
+        raise WeightsError(
             f"{path}: not a PyTorch checkpoint readable with torch.load(weights_only=True) ({detail})"
         ) from e
     state = obj
@@ -58,7 +62,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             if isinstance(obj, Mapping)
             else type(obj).__name__
         )
-        raise ValueError(
+        raise WeightsError(
             f"{path}: no state_dict found (expected {{name: tensor}}, or one under 'model'/'state_dict'; "
             f"got {what})"
         )
@@ -211,7 +215,7 @@ def load_pretrained(
 ) -> nn.Module:
     """Copy the weights stored in ``path`` into ``model`` (in place) and return it.
 
-    Raises FileNotFoundError for a missing file, ValueError for a file that is not a checkpoint or does not
+    Raises FileNotFoundError for a missing file, WeightsError for a file that is not a checkpoint or does not
     fit (summarised by :func:`describe_mismatch`, which tries ``alternatives`` for the likely fix). A
     different number of classes only re-initialises the class layers, with a warning (a ValueError with
     ``strict_classes=True``), or silently with ``trunk=True``: the model is cut for detection afterwards
@@ -246,7 +250,7 @@ def load_state(
     """:func:`load_pretrained` for a state_dict already in memory; ``source`` names it in messages."""
     problem = describe_mismatch(source, model, state, alternatives=alternatives)
     if problem:
-        raise ValueError(problem)
+        raise WeightsError(problem)
     own = model.state_dict()
     _, _, mismatched = _differences(own, state)
     classes = _class_layers(model, mismatched)
@@ -258,7 +262,7 @@ def load_state(
             f"not loading the class layer(s) {', '.join(skipped)} (they keep their initialisation)"
         )
         if strict_classes:
-            raise ValueError(message)
+            raise WeightsError(message)
         if not trunk:
             warnings.warn(message, UserWarning, stacklevel=3)
     kept = {k: v for k, v in state.items() if k in own and k.rpartition(".")[0] not in skipped}

@@ -57,6 +57,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere: the repository's packages first
     sys.path.insert(0, ROOT)
 
+from rcnn.tasks import cli  # noqa: E402 - after the path set-up above
+
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
     "generations", "svd",
@@ -272,9 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--output", default=None, help="update this markdown document with the sections")
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS} with the sections")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.write_docs and args.output:
         parser.error("--write-docs updates docs/benchmarks.md; --output another file: give one of them")
+    return cli.run_tool(lambda: run_sections(args), debug=args.debug)
+
+
+def run_sections(args: argparse.Namespace) -> int:
+    """Measure ``args.sections``; print each table, and write it into the document when one is asked for
+    (``--output`` or ``--write-docs``). Errors go to :func:`cli.run_tool`."""
     document = DOCS if args.write_docs else args.output
     if args.device.startswith("cuda"):
         import torch

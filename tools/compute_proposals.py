@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.evaluate and args.split == "both":
         parser.error("--evaluate scores one split: add --split train or --split val")
-    return cli.run_tool(lambda: compute(args))
+    return cli.run_tool(lambda: compute(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_device_argument(model)
     parser.add_argument("overrides", nargs="*", help="with --config: config overrides, section.key=value")
+    cli.add_debug_argument(parser)
     return parser
 
 
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_files(args.gt, args.results, args.output, **_analysis(args))
 
     # the evaluator's checks of detections and results files raise ValueError naming the file and entry
-    return cli.run_tool(run, user_errors=(ValueError,))
+    return cli.run_tool(run, user_errors=(ValueError,), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,7 @@ def infer(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return cli.run_tool(lambda: infer(args))
+    return cli.run_tool(lambda: infer(args), debug=args.debug)
 
 
 if __name__ == "__main__":

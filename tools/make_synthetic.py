@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-objects", type=int, default=2)
     parser.add_argument("--max-objects", type=int, default=6)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: up to 4)")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     cls_train = args.num_train if args.cls_num_train is None else args.cls_num_train
     cls_val = args.num_val if args.cls_num_val is None else args.cls_num_val
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--image-size must be at least 16")
     if not 1 <= args.min_objects <= args.max_objects:
         parser.error("need 1 <= --min-objects <= --max-objects")
-    return cli.run_tool(lambda: generate(args, cls_train, cls_val))
+    return cli.run_tool(lambda: generate(args, cls_train, cls_val), debug=args.debug)
 
 
 def generate(args: argparse.Namespace, cls_train: int, cls_val: int) -> None:

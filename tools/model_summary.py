@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--group", action="append", default=[], metavar="PREFIX", help="also print the totals of a submodule"
     )
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     if args.config:
         return cli.run_tool(lambda: detector_summary(args))
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_classes is None:
         args.num_classes = 1000
 
-    return cli.run_tool(lambda: print_summary(args))
+    return cli.run_tool(lambda: print_summary(args), debug=args.debug)
 
 
 def print_summary(args: argparse.Namespace) -> None:

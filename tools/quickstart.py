@@ -32,8 +32,10 @@ def run_step(title: str, args: list[str]) -> float:
     print(f"\n== {title}\n$ {shlex.join(['python', *args])}", flush=True)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT)
-    if result.returncode != 0:
-        raise SystemExit(f"step '{title}' failed with exit code {result.returncode}: {shlex.join(command)}")
+    if result.returncode != 0:  # the step printed its own error line; name the step and keep its status
+        status = result.returncode
+        print(f"error: step '{title}' failed (exit {status}): {shlex.join(command)}", file=sys.stderr)
+        raise SystemExit(status)
     return time.perf_counter() - start
 
 

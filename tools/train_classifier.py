@@ -15,8 +15,9 @@ Writes to ``output.dir``: ``config.yaml`` (the resolved config), ``checkpoint_<e
 that holds a previous run is never reused silently: without ``--resume`` or ``--overwrite`` the tool stops
 with exit 2 (:mod:`rcnn.tasks.run_dir`).
 
-Exit status: 0 when training finished, 2 for a bad config, a missing file (resume checkpoint,
-dataset) or an ``output.dir`` holding a previous run,
+Exit status (:mod:`rcnn.tasks.cli`): 0 when training finished; 1 when it diverged (non-finite loss); 2 for
+a user error, one line ``error: ...`` (a bad config, bad data, a missing file, a checkpoint that does not
+fit, an ``output.dir`` holding a previous run; ``--debug`` or ``RCNN_DEBUG=1`` show the traceback);
 ``128 + signal`` after SIGINT/SIGTERM stopped training (a checkpoint was saved first; ``--resume`` goes on).
 """
 
@@ -25,10 +26,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 
+from rcnn.config_schema import ClassificationConfig
+from rcnn.tasks import cli
+from rcnn.tasks.classifier_run import ClassifierRun
 from rcnn.tasks.run_dir import check_output_dir
-from rcnn.tasks.tool_args import add_device_argument, with_device
+from rcnn.tasks.tool_args import (
+    add_device_argument,
+    add_resume_arguments,
+    check_resume_arguments,
+    with_device,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "classification", "synthetic_resnet18.yaml")
@@ -43,65 +51,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--config", default=DEFAULT_CONFIG, help="YAML config (default: the synthetic ResNet-18 recipe)"
     )
-    parser.add_argument(
-        "--resume",
-        nargs="?",
-        const="latest",
-        default=None,
-        metavar="PATH",
-        help="continue training: from PATH, or without PATH from output.dir's last_checkpoint",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="start over in an output.dir that holds a previous run"
-    )
+    add_resume_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     add_device_argument(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    if args.resume and args.overwrite:
-        parser.error("--resume continues a run, --overwrite starts over: give one of them")
+    check_resume_arguments(parser, args)
     args.overrides = with_device(args.overrides, args.device)
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-
-    from rcnn.config import ConfigError, load_config, save_config
-    from rcnn.config_schema import ClassificationConfig
-    from rcnn.engine.logging import setup_logger
-    from rcnn.engine.trainer import TrainingInterrupted
-    from rcnn.tasks.classifier_run import ClassifierRun
-    from rcnn.utils.comm import destroy_distributed, init_distributed, is_main_process, select_device
-
-    try:
-        cfg = load_config(args.config, ClassificationConfig, args.overrides)
-        check_output_dir(cfg.output.dir, resume=args.resume, overwrite=args.overwrite)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    distributed = init_distributed(cfg.solver.device)
-    try:
-        setup_logger(cfg.output.dir)
-        device = select_device(cfg.solver.device)
-        if is_main_process():
-            save_config(cfg, os.path.join(cfg.output.dir, "config.yaml"))
-        logger.info("config %s -> %s (device %s)", args.config, cfg.output.dir, device)
-        try:
-            trainer = ClassifierRun(cfg, device, progress=not args.no_progress)
-            if args.resume is not None:
-                trainer.resume(args.resume)
-        except (FileNotFoundError, ConfigError) as e:
-            logger.error("%s", e)
-            return 2
-        try:
-            result = trainer.train()
-        except TrainingInterrupted as e:
-            logger.warning("%s", e)
-            return e.exit_code
-    finally:
-        if distributed:  # an exception on its way out may be this rank's alone: then leave without waiting
-            destroy_distributed(barrier=sys.exc_info()[0] is None)
+def train(args: argparse.Namespace) -> None:
+    """Train the classifier of ``args.config``; errors are raised for :func:`cli.run_tool`."""
+    cfg = cli.load_tool_config(args, ClassificationConfig)
+    check_output_dir(cfg.output.dir, resume=args.resume, overwrite=args.overwrite)
+    with cli.session(cfg, distributed=True) as run:
+        logger.info("config %s -> %s (device %s)", args.config, run.output_dir, run.device)
+        trainer = ClassifierRun(cfg, run.device, progress=not args.no_progress)
+        if args.resume is not None:
+            trainer.resume(args.resume)
+        result = trainer.train()
     m = result.metrics
     summary = f"top-1 error {100 * m['val_top1_err']:.2f}%, top-5 error {100 * m['val_top5_err']:.2f}%"
     if "val10_top1_err" in m:
@@ -114,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         m["train_time_s"],
         os.path.join(cfg.output.dir, "model_final.pth"),
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return cli.run_tool(lambda: train(args), debug=args.debug)
 
 
 if __name__ == "__main__":

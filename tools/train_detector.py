@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import Any
 
@@ -47,7 +46,12 @@ from rcnn.tasks.detection import (
 from rcnn.tasks.detector_weights import load_detector_weights
 from rcnn.tasks.rcnn2014 import train_rcnn
 from rcnn.tasks.run_dir import check_output_dir
-from rcnn.tasks.tool_args import add_device_argument, with_device
+from rcnn.tasks.tool_args import (
+    add_device_argument,
+    add_resume_arguments,
+    check_resume_arguments,
+    with_device,
+)
 from rcnn.utils import comm
 
 logger = logging.getLogger("rcnn.tools.train_detector")
@@ -57,10 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
-                        help="continue from PATH, or from output.dir's last checkpoint")  # fmt: skip
-    parser.add_argument("--overwrite", action="store_true",
-                        help="start over in an output.dir that holds a previous run")  # fmt: skip
+    add_resume_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_device_argument(parser)
     cli.add_config_arguments(parser)
@@ -70,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.resume and args.overwrite:
-        parser.error("--resume continues a run, --overwrite starts over: give one of them")
-    # "--resume key=value ...": the optional PATH swallowed the first override
-    if args.resume and "=" in args.resume and not os.path.exists(args.resume):
-        args.overrides.insert(0, args.resume)
-        args.resume = "latest"
+    check_resume_arguments(parser, args)
     args.overrides = with_device(args.overrides, args.device)
     return args
 
@@ -92,6 +88,8 @@ def train(args: argparse.Namespace) -> None:
     with cli.session(cfg, distributed=True) as run:
         train_set = build_detection_dataset(cfg, "train")
         val_set = build_detection_dataset(cfg, "val")
+        for dataset in (train_set, val_set):  # every image file, before training starts (no decoding)
+            dataset.check_images()
         if cfg.model.type != "faster_rcnn" and not cfg.data.train_proposals:
             raise ConfigError(
                 f"model.type={cfg.model.type} needs data.train_proposals (tools/compute_proposals.py)"
@@ -146,7 +144,7 @@ def train(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return cli.run_tool(lambda: train(args))
+    return cli.run_tool(lambda: train(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         "--classes", default="", help="comma-separated class names (default: the 20 VOC ones)"
     )
     parser.add_argument("--difficult", choices=["crowd", "drop", "keep"], default="crowd")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    return cli.run_tool(lambda: convert(args))
+    return cli.run_tool(lambda: convert(args), debug=args.debug)
 
 
 def convert(args: argparse.Namespace) -> None:

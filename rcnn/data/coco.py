@@ -45,6 +45,7 @@ from pycocotools.coco import COCO
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from rcnn.data.check import check_image_files, describe_problems, raise_problems
 from rcnn.data.errors import DatasetError, load_coco_json
 from rcnn.data.image import read_image
 from rcnn.data.sample_keys import SampleKey, split_key
@@ -167,6 +168,28 @@ class CocoDetection(Dataset):
 
     def image_path(self, index: int) -> str:
         return os.path.join(self.images_dir, self.coco.imgs[self.ids[index]]["file_name"])
+
+    def check_images(self) -> int:
+        """Check every image file of the index before use (exists, header reads as an image of the
+        annotated size; no decoding). Raises one :class:`DatasetError` listing the problems, or with
+        ``skip_invalid`` drops those images from the index with a warning. Returns how many were dropped."""
+        records = [
+            (
+                self.image_path(i),
+                self.ids[i],
+                (self.coco.imgs[self.ids[i]]["height"], self.coco.imgs[self.ids[i]]["width"]),
+            )
+            for i in range(len(self.ids))
+        ]
+        problems = check_image_files(records)
+        if not self.skip_invalid:
+            raise_problems(problems, self.annotation_file)
+            return 0
+        if problems:
+            logger.warning("skipping: %s", describe_problems(problems, self.annotation_file))
+            bad = {image_id for _, image_id, _ in problems}
+            self.ids = [i for i in self.ids if i not in bad]
+        return len(problems)
 
     # ----------------------------------------------------------------------------------------------- items
     def raw_target(self, index: int) -> dict[str, np.ndarray]:

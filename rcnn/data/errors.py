@@ -12,6 +12,8 @@ import os
 
 logger = logging.getLogger(__name__)
 
+SKIP_RECORDS_HINT = "set data.skip_invalid=true to skip invalid records"
+
 
 class DatasetError(ValueError):
     """A problem with the user's data. The message names the file and, where there is one, the
@@ -157,7 +159,7 @@ def load_coco_json(path: str | os.PathLike, *, skip_invalid: bool = False) -> di
     def bad(kind: str, message: str, **ids: object) -> None:
         error = DatasetError(message, file=path, **ids)
         if not skip_invalid:
-            raise error
+            raise DatasetError(f"{message} ({SKIP_RECORDS_HINT})", file=path, **ids)
         skipped[kind] += 1
         logger.warning("skipping invalid record: %s", error)
 

@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from rcnn.data.check import check_image_files, raise_problems
 from rcnn.data.errors import DatasetError
 from rcnn.data.image import read_image
 from rcnn.data.sample_keys import SampleKey, split_key, torch_seeded
@@ -78,6 +79,12 @@ class ImageFolderDataset(Dataset):
             raise DatasetError(f"no images with extensions {', '.join(IMG_EXTENSIONS)}", file=self.root)
         self.targets = [t for _, t in self.samples]
         self.transform = transform
+
+    def check_images(self) -> None:
+        """Check every image file before use (its header reads as an image; no decoding); one
+        :class:`DatasetError` lists the problems."""
+        problems = check_image_files((path, None, None) for path, _ in self.samples)
+        raise_problems(problems, self.root, hint="remove or replace them")
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -6,7 +6,8 @@ Heads are sized from the backbone itself: the RPN's channels and the RoI pooler'
 
 from __future__ import annotations
 
-from backbones import build_backbone
+from backbones import WeightsError, build_backbone
+from rcnn.config import ConfigError
 from rcnn.config_schema import ModelConfig
 from rcnn.modeling import (
     AnchorGenerator,
@@ -19,6 +20,7 @@ from rcnn.modeling import (
     RPNHead,
 )
 from rcnn.ops.roi import RoIAlign, RoIPool
+from rcnn.utils.io import CheckpointError
 
 from .generalized_rcnn import GeneralizedRCNN
 from .rcnn2014.model import RCNN, build_rcnn
@@ -36,13 +38,18 @@ def build_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN | RCNN
         raise ValueError(f"unknown model.type {cfg.type!r}; build_detector makes one of {DETECTOR_TYPES}")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1 (foreground classes), got {num_classes}")
-    backbone = build_backbone(
-        cfg.backbone.name,
-        weights=cfg.backbone.weights or None,
-        freeze_at=cfg.backbone.freeze_at,
-        frozen_bn=cfg.backbone.frozen_bn,
-        **cfg.backbone.options,
-    )
+    try:
+        backbone = build_backbone(
+            cfg.backbone.name,
+            weights=cfg.backbone.weights or None,
+            freeze_at=cfg.backbone.freeze_at,
+            frozen_bn=cfg.backbone.frozen_bn,
+            **cfg.backbone.options,
+        )
+    except FileNotFoundError:  # only the weights file is read from disk here
+        raise ConfigError(f"model.backbone.weights: file not found: {cfg.backbone.weights}") from None
+    except WeightsError as e:  # the message starts with the key (build_backbone's weights_key)
+        raise CheckpointError(str(e)) from None
     if cfg.type == "rcnn":  # R-CNN (2014): per-crop CNN features and SVMs, its own module
         r = cfg.rcnn
         return build_rcnn(

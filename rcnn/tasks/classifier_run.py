@@ -48,7 +48,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 import backbones
+from rcnn.config import ConfigError
 from rcnn.config_schema import ClassificationConfig
+from rcnn.data.errors import DatasetError
 from rcnn.data.samplers import InferenceSampler, KeyedSampler
 from rcnn.engine.hooks import Hook, PeriodicCheckpoint, PeriodicEval, PlateauLR
 from rcnn.engine.logging import MetricsWriter
@@ -64,7 +66,7 @@ from rcnn.tasks.classification import (
     build_classification_loader,
 )
 from rcnn.utils.comm import all_reduce_dict, get_rank, get_world_size, is_main_process
-from rcnn.utils.io import atomic_save, atomic_write_text
+from rcnn.utils.io import CheckpointError, atomic_save, atomic_write_text
 from rcnn.utils.rng import seed_all
 
 logger = logging.getLogger(__name__)
@@ -164,21 +166,35 @@ class ClassifierRun:
         s = cfg.solver
         world, rank = get_world_size(), get_rank()
         if s.batch_size % world:
-            raise ValueError(f"solver.batch_size={s.batch_size} is not divisible by the {world} processes")
+            raise ConfigError(f"solver.batch_size={s.batch_size} is not divisible by the {world} processes")
         self.batch_size = s.batch_size // world
         seed_all(s.seed + rank)  # DDP broadcasts rank 0's initial weights
 
         self.train_set, self.val_set, self.val10_set = build_classification_datasets(cfg)
+        for dataset in {
+            d.root: d for d in (self.train_set, self.val_set, self.val10_set) if d is not None
+        }.values():
+            dataset.check_images()  # every image file, before training starts (no decoding)
         self.classes = list(self.train_set.classes)
         num_classes = cfg.model.num_classes or len(self.classes)
         if num_classes != len(self.classes):
-            raise ValueError(
+            raise ConfigError(
                 f"model.num_classes={num_classes} but {cfg.data.root} has {len(self.classes)} class folders"
             )
         self.num_classes = num_classes
         model = backbones.build_classifier(cfg.model.name, num_classes=num_classes, **cfg.model.options)
         if cfg.model.weights:
-            backbones.load_pretrained(model, cfg.model.weights)
+            try:
+                backbones.load_pretrained(
+                    model,
+                    cfg.model.weights,
+                    key="model.weights",
+                    alternatives=backbones.related_networks(cfg.model.name),
+                )
+            except FileNotFoundError:
+                raise ConfigError(f"model.weights: file not found: {cfg.model.weights}") from None
+            except backbones.WeightsError as e:  # the message starts with the key
+                raise CheckpointError(str(e)) from None
         self.model = model.to(device)
 
         # Keys carry each draw's augmentation seed (seed, epoch, rank, position): exact resume with workers.
@@ -190,7 +206,7 @@ class ClassifierRun:
         drop_last = len(sampler) >= self.batch_size
         loader = self._loader(self.train_set, sampler, self.batch_size, drop_last)
         if len(loader) == 0:
-            raise ValueError(f"{cfg.data.root}: the training split is empty")
+            raise DatasetError("the training split is empty", file=cfg.data.root)
         self.stream = EpochStream(loader, sampler, seed=s.seed, rank=rank)
         self.iters_per_epoch = n = self.stream.iters_per_epoch
 

@@ -26,16 +26,26 @@ Exit codes (:func:`run_tool`), the same in every tool:
 - ``128 + signal``: stopped by SIGINT / SIGTERM (:class:`~rcnn.engine.trainer.TrainingInterrupted`
   carries its ``exit_code``; a bare Ctrl-C outside training is 130).
 
-Any other exception is a bug: it propagates with its traceback.
+Any other exception is a bug: it propagates with its traceback. ``--debug`` (:func:`add_debug_argument`)
+or ``RCNN_DEBUG=1`` in the environment re-raise user errors too, traceback included.
+
+An error raised in a DataLoader worker reaches the user as the original one-line message: torch re-raises
+it in the main process as the same type with the worker's traceback as its message
+(:func:`user_message` keeps the last line). Before the status is returned, the frames of the traceback are
+cleared and collected, so the loader's worker processes are shut down there (their iterator is freed)
+instead of being killed at interpreter exit (a second traceback, ``DataLoader worker ... is killed by
+signal``, after a wait).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -65,11 +75,49 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CheckpointError,
 )
 EXIT_OK, EXIT_DIVERGED, EXIT_USER_ERROR, EXIT_SIGINT = 0, 1, 2, 130
+DEBUG_ENV = "RCNN_DEBUG"
+_WORKER_PREFIX = "Caught "  # torch.utils.data's ExceptionWrapper: "Caught X in DataLoader worker process N."
+
+
+def debug_requested() -> bool:
+    """True when ``RCNN_DEBUG`` is set to anything but "", "0", "false", "no"."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """``--debug``: user errors show their traceback (the same as ``RCNN_DEBUG=1``)."""
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks (or set {DEBUG_ENV}=1)")
+
+
+def user_message(exc: BaseException) -> str:
+    """The one-line message of ``exc``; for an error re-raised from a DataLoader worker, the original
+    message (the last line of the worker's traceback, without its ``module.Type: `` prefix)."""
+    text = str(exc).strip()
+    if text.startswith(_WORKER_PREFIX) and "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        name = type(exc).__name__
+        for prefix in (f"{type(exc).__module__}.{name}: ", f"{name}: "):
+            if last.startswith(prefix):
+                return last[len(prefix) :]
+        return last.partition(": ")[2] or last
+    return text
 
 
 def error(message: object) -> None:
     """Print a user error as the one line ``error: ...`` on stderr."""
-    print(f"error: {message}", file=sys.stderr)
+    text = user_message(message) if isinstance(message, BaseException) else str(message)
+    print(f"error: {text}", file=sys.stderr)
+
+
+def _release(exc: BaseException) -> None:
+    """Free what the frames of ``exc``'s traceback hold (a DataLoader iterator shuts its workers down when
+    it is collected), so nothing is left for the interpreter's exit handlers."""
+    while exc is not None:
+        if exc.__traceback__ is not None:
+            traceback.clear_frames(exc.__traceback__)
+            exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__
+    gc.collect()
 
 
 def exit_code(exc: BaseException, user_errors: tuple[type[BaseException], ...] = ()) -> int | None:
@@ -85,19 +133,26 @@ def exit_code(exc: BaseException, user_errors: tuple[type[BaseException], ...] =
     return None
 
 
-def run_tool(fn: Callable[[], int | None], *, user_errors: tuple[type[BaseException], ...] = ()) -> int:
+def run_tool(
+    fn: Callable[[], int | None],
+    *,
+    user_errors: tuple[type[BaseException], ...] = (),
+    debug: bool = False,
+) -> int:
     """Call ``fn()`` and turn its outcome into the tool's exit status: its return value (None: 0), or the
-    status of the exception it raised, reported in one line. Unexpected exceptions propagate."""
+    status of the exception it raised, reported in one line. Unexpected exceptions propagate, and so does
+    every exception with ``debug`` (the tool's ``--debug``) or ``RCNN_DEBUG=1``."""
     try:
         status = fn()
     except BaseException as exc:  # noqa: BLE001 - mapped below, or re-raised unchanged
         code = exit_code(exc, user_errors)
-        if code is None:
+        if code is None or debug or debug_requested():
             raise
         if isinstance(exc, KeyboardInterrupt):
             print(f"\ninterrupted: {exc}" if str(exc) else "\ninterrupted", file=sys.stderr)
         else:
             error(exc)
+        _release(exc)
         return code
     return EXIT_OK if status is None else int(status)
 
@@ -107,6 +162,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, required: bool = Tr
     """``--config FILE`` and the positional ``section.key=value`` overrides."""
     parser.add_argument("--config", required=required, help="YAML config (configs/*/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    add_debug_argument(parser)
 
 
 def load_tool_config(args: argparse.Namespace, schema: type[T]) -> T:

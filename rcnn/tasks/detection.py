@@ -21,6 +21,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from backbones import WeightsError
+from backbones.weights import load_state
 from rcnn.config_schema import DetectionConfig
 from rcnn.data.coco import CocoDetection
 from rcnn.data.collate import collate_detection
@@ -215,6 +217,9 @@ def save_detector(path: str, model: nn.Module, metadata: DetectorMetadata, **ext
     return atomic_save({"model": model.state_dict(), "extra": {"metadata": meta, **extra}}, path)
 
 
+DETECTOR_PREFIXES = ("backbone.", "roi_heads.", "proposal_generator.")  # a detector's state_dict keys
+
+
 def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -> tuple[nn.Module, dict]:
     """Build the detector of ``cfg`` and load ``checkpoint`` (a training checkpoint or ``model_final.pth``).
 
@@ -226,8 +231,23 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
     """
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    state = load_checkpoint(checkpoint, weights_only=False)
+    try:
+        state = load_checkpoint(checkpoint, weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as e:  # pickle, zip and format errors all mean "not a checkpoint we can read"
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{checkpoint}: not a checkpoint readable with torch.load(weights_only=True) ({detail})"
+        ) from None
     weights = state.get("model", state)
+    if not isinstance(weights, dict) or not all(isinstance(v, Tensor) for v in weights.values()):
+        raise CheckpointError(f"{checkpoint}: no detector weights (expected a state_dict under 'model')")
+    if not any(k.startswith(DETECTOR_PREFIXES) for k in weights):
+        raise CheckpointError(
+            f"{checkpoint}: this is a classifier checkpoint, not a detector's; use "
+            f"model.backbone.weights={checkpoint} to start a detector from it"
+        )
     meta = dict((state.get("extra") or {}).get("metadata") or {})
     if "label_to_category" in meta:
         meta["label_to_category"] = {int(k): int(v) for k, v in meta["label_to_category"].items()}
@@ -245,9 +265,11 @@ def load_detector(cfg: DetectionConfig, checkpoint: str, device: torch.device) -
         )
     model = build_detector(model_cfg, num_classes)
     try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{checkpoint}: weights do not fit the config's model ({e})") from None
+        load_state(model, weights, source=checkpoint, strict_classes=True)
+    except WeightsError as e:
+        raise CheckpointError(
+            f"{e}\n  (the weights do not fit the config's model: is it the training run's config?)"
+        ) from None
     if model_cfg.roi_heads.svd_rank > 0:
         compress_box_head(model, model_cfg.roi_heads.svd_rank)
     return model.to(device).eval(), meta
