@@ -16,7 +16,8 @@ checkpoint's class count. This catches the final classifier and any auxiliary cl
 aux ``fc2``) without a list per network. Those layers keep their fresh initialisation and a warning names
 them with both class counts (``strict_classes=True`` makes it an error). Anything else raises a
 :class:`WeightsError` (a ``ValueError``) listing the missing, unexpected and mis-shaped keys.
-BatchNorm's ``num_batches_tracked`` counters are bookkeeping, not weights, and are ignored when present on one side only.
+BatchNorm's ``num_batches_tracked`` counters are bookkeeping, not weights, and are ignored when present on
+one side only.
 A mismatch is summarised in at most five lines (:func:`describe_mismatch`) with the likely fix: the
 ``width`` option of the config, or a sibling layout (``alexnet_tv``, ``googlenet_bn``) whose names fit.
 """
