@@ -15,10 +15,10 @@ from helpers.benchmark_tables import table_rows
 from torch import nn
 
 from backbones.base import BoxHead
-from tools.benchmarks import svd
 from rcnn.modeling import svd as modeling_svd
 from rcnn.modeling.roi_heads import FastRCNNPredictor
 from rcnn.modeling.svd import TruncatedSVDLinear
+from tools.benchmarks import svd
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
 

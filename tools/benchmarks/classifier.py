@@ -19,7 +19,7 @@
 Both start from the same weights (ours loads the torchvision model's state_dict: the layouts match) and
 train on the same random batch (normalised-like ``randn`` images, random labels), with the same lr, momentum
 and weight decay. Timings alternate the two repetition by repetition (the order flips every repetition)
-after warm-up (:func:`tools.benchmarks.detector.time_interleaved`) and report medians.
+after warm-up (:func:`tools.benchmarks.timing.time_interleaved`) and report medians.
 
 **Waiting for data**: the real :class:`~rcnn.engine.classifier_trainer.ClassifierTrainer` trains one epoch
 (:meth:`~rcnn.engine.classifier_trainer.ClassifierTrainer.train_one_epoch`) of a few iterations on a small
@@ -30,7 +30,10 @@ thin wrapper around the trainer's loader also times each wait, so the share is g
 first batch, whose wait includes starting the worker processes (paid once per epoch; negligible over an
 ImageNet epoch of thousands of iterations, but not over a few).
 
-    python -m tools.benchmarks.classifier [--quick] [--device cuda] [--threads 1] [--reps N]
+    python tools/benchmark.py --sections classifier [--quick] [--device cuda] [--threads 1] [--reps N]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.classifier`` takes the same options and prints the markdown.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
-from tools.benchmarks.detector import time_interleaved
+from tools.benchmarks.timing import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
 NUM_CLASSES = 1000
@@ -109,10 +112,10 @@ def make_our_step(model: nn.Module, images: Tensor, targets: Tensor, solver=None
     :func:`rcnn.tasks.classification.classifier_step`, then the lr schedule and the running sums), with
     the optimizer, scheduler, loss and scaler the trainer builds from ``solver`` (default
     :func:`our_solver`)."""
-    from rcnn.tasks.classification import classifier_step
-    from rcnn.utils.comm import resolve_amp_dtype
     from rcnn.engine.lr_scheduler import build_lr_scheduler, current_lr
     from rcnn.engine.optim import build_sgd
+    from rcnn.tasks.classification import classifier_step
+    from rcnn.utils.comm import resolve_amp_dtype
 
     s = solver or our_solver()
     device = images.device
