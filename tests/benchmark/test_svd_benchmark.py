@@ -127,7 +127,7 @@ def test_quick_section_has_one_row_per_setting(quick_section):
 
 
 def test_quick_section_records_commands_and_machine(quick_section):
-    assert "`python -m tools.benchmarks.svd --quick`" in quick_section
+    assert "`python tools/benchmark.py --sections svd --quick`" in quick_section
     assert "cores" in quick_section and "device cpu" in quick_section
     tools = [line.split()[1] for line in quick_section.splitlines() if line.startswith("python tools/")]
     assert tools == [

@@ -346,9 +346,7 @@ def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, qui
         "",
     ]
     lines += markdown_table(data_header, data_rows)
-    command = command_line(
-        "tools.benchmarks.classifier", device=device, quick=quick, threads=threads, reps=asked_reps
-    )
+    command = command_line("classifier", device=device, quick=quick, threads=threads, reps=asked_reps)
     lines += measured_on(device, threads, command)
     lines += [
         f"- Throughputs are medians of {reps} repetitions per loop after {warmup} warm-up, the two loops "

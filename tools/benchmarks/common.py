@@ -78,8 +78,10 @@ def measured_on(device: str, threads: int, command: str) -> list[str]:
     return ["", f"Measured on {machine_description(device, threads)}; `{command}`.", "", "Notes:"]
 
 
-def command_line(module: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
-    command = f"python -m {module}" + (" --quick" if quick else "")
+def command_line(section: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
+    """The ``tools/benchmark.py`` command that measures ``section`` with these settings (the defaults left
+    out), as the sections print it under their tables."""
+    command = f"python tools/benchmark.py --sections {section}" + (" --quick" if quick else "")
     command += f" --device {device}" if device != "cpu" else ""
     command += f" --threads {threads}" if threads != 1 else ""
     return command + (f" --reps {reps}" if reps else "")

@@ -182,9 +182,7 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds
         "ratio optimized / tv (CPU time)", "peak MB tv", "peak MB ours", "peak MB optimized", "unit",
     ]  # fmt: skip
     lines = ["## Detector: ours vs torchvision FasterRCNN", ""] + markdown_table(header, rows)
-    command = command_line(
-        "tools.benchmarks.detector", device=device, quick=quick, threads=threads, reps=None
-    )
+    command = command_line("detector", device=device, quick=quick, threads=threads, reps=None)
     lines += measured_on(device, threads, command)
     lines += [
         "- Throughputs are medians of "

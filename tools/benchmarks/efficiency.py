@@ -144,9 +144,7 @@ def run_section(
                 f"{total / cpu / peak_cpu:.2f}",
             ]
         )
-    command = command_line(
-        "tools.benchmarks.efficiency", device=device, quick=quick, threads=threads, reps=asked_reps
-    )
+    command = command_line("efficiency", device=device, quick=quick, threads=threads, reps=asked_reps)
     return _markdown(rows, n=n, device=device, threads=threads, reps=reps, warmup=warmup, command=command)
 
 

@@ -258,9 +258,7 @@ def _markdown(
         backbone = f"One backbone ({next(iter(backbones))}) for all three"
     else:
         backbone = "Backbones: " + "; ".join(f"{', '.join(n)} {b}" for b, n in backbones.items())
-    command = command_line(
-        "tools.benchmarks.generations", device=device, quick=quick, threads=threads, reps=reps
-    )
+    command = command_line("generations", device=device, quick=quick, threads=threads, reps=reps)
     if data_given:
         command += " --data DATA"
     if classifier_given:

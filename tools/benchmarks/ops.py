@@ -284,7 +284,7 @@ def _markdown(rows, *, device, threads, reps, warmup, quick) -> str:
     lines = ["## Ops: ours vs torchvision.ops", ""] + markdown_table(header, rows)
     default_reps = 3 if quick else 15
     command = command_line(
-        "tools.benchmarks.ops", device=device, quick=quick, threads=threads,
+        "ops", device=device, quick=quick, threads=threads,
         reps=reps if reps != default_reps else None,
     )  # fmt: skip
     lines += measured_on(device, threads, command)

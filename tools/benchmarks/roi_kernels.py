@@ -146,9 +146,7 @@ def run_section(
                     same,
                 ]
             )
-    command = command_line(
-        "tools.benchmarks.roi_kernels", device=device, quick=quick, threads=threads, reps=reps
-    )
+    command = command_line("roi_kernels", device=device, quick=quick, threads=threads, reps=reps)
     lines = [
         "## RoIAlign CPU kernels: ours vs torchvision",
         "",

@@ -291,9 +291,9 @@ def to_markdown(result: dict, steps: Steps, *, device, quick, threads, reps, giv
                 f"**{base_det / det:.2f}x**" if det > 0 else "-",
             ]
         )
-    command = command_line("tools.benchmarks.svd", device=device, quick=quick, threads=threads, reps=reps)
+    command = command_line("svd", device=device, quick=quick, threads=threads, reps=reps)
     if given_run:
-        command += " --run RUN"
+        command += " --svd-run RUN"
     lines = [
         "## Truncated SVD of fc6-fc7 at test time (Fast R-CNN, Sec. 3.1)",
         "",
