@@ -21,10 +21,10 @@ channels-last) for inference, and for training the model with a channels-last tr
 trained under autocast as ``solver.channels_last: true`` and ``solver.amp: true`` train it (bf16 on a CPU
 with native bf16, fp16 on CUDA); torchvision and "ours" train in fp32. Timings alternate the models
 repetition by repetition (the order flips every repetition) after warm-up, and report medians (at full size,
-of as many repetitions as make :data:`MIN_SECONDS` of timed calls per model). Peak memory on the CPU is
-measured in a fresh process per model and case after one untimed call (the peak resident set during the
-runs, ``VmHWM`` reset just before them, minus the resident set before them); on CUDA it is
-``torch.cuda.max_memory_allocated``.
+of as many repetitions as make :data:`MIN_SECONDS` of timed calls per model). Peak memory
+(:mod:`tools.benchmarks.peak_memory`) on the CPU is measured in a fresh process per model and case after one
+untimed call (the peak resident set during the runs, ``VmHWM`` reset just before them, minus the resident
+set before them); on CUDA it is ``torch.cuda.max_memory_allocated``.
 
     python tools/benchmark.py --sections detector [--quick] [--device cuda] [--threads 1]
 
