@@ -20,23 +20,46 @@ import shlex
 import subprocess
 import sys
 import time
+from typing import TextIO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSIFIER_CONFIG = os.path.join("configs", "classification", "synthetic_resnet18.yaml")
 DETECTOR_CONFIG = os.path.join("configs", "faster_rcnn", "synthetic_resnet18.yaml")
 
 
-def run_step(title: str, args: list[str]) -> float:
-    """Run ``python ARGS`` from the repository root; stop the job if it fails. Returns seconds taken."""
+class StepFailed(RuntimeError):
+    """A step's command exited with a non-zero code; the message names the step, the code and the command,
+    and ``status`` keeps the code (the job exits with it)."""
+
+    def __init__(self, title: str, status: int, command: list[str]) -> None:
+        super().__init__(f"step '{title}' failed (exit {status}): {shlex.join(command)}")
+        self.status = status
+
+
+def run_step(title: str, args: list[str], *, log: TextIO | None = None) -> float:
+    """Run ``python ARGS`` from the repository root, the title and the command printed first (to ``log``,
+    default stdout). Returns seconds taken; raises :class:`StepFailed` if the command fails."""
     command = [sys.executable, *args]
-    print(f"\n== {title}\n$ {shlex.join(['python', *args])}", flush=True)
+    print(f"\n== {title}\n$ {shlex.join(['python', *args])}", file=log or sys.stdout, flush=True)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT)
     if result.returncode != 0:  # the step printed its own error line; name the step and keep its status
-        status = result.returncode
-        print(f"error: step '{title}' failed (exit {status}): {shlex.join(command)}", file=sys.stderr)
-        raise SystemExit(status)
+        raise StepFailed(title, result.returncode, command)
     return time.perf_counter() - start
+
+
+def synthetic_data_args(
+    output: str, *, seed: int, num_train: int, num_val: int, image_size: int, cls_per_class: int
+) -> list[str]:
+    """The arguments of ``tools/make_synthetic.py`` that write both synthetic sets to ``output``: detection
+    ``num_train`` / ``num_val`` images of ``image_size``, classification ``cls_per_class`` train images per
+    class and a fifth of that (at least 10) val images."""
+    cls_val = max(cls_per_class // 5, 10)
+    return [
+        "tools/make_synthetic.py", "--output", output, "--task", "both", "--seed", str(seed),
+        "--num-train", str(num_train), "--num-val", str(num_val), "--image-size", str(image_size),
+        "--cls-num-train", str(cls_per_class), "--cls-num-val", str(cls_val),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,17 +81,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="overrides for the detector config")  # fmt: skip
     parser.add_argument("--num-drawn", type=int, default=8, help="val images to draw detections on")
     args = parser.parse_args(argv)
+    try:
+        return run_job(args)
+    except StepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.status
 
+
+def run_job(args: argparse.Namespace) -> int:
+    """The four steps and the summary (``main``'s arguments)."""
     out = args.output
     data = args.data
     timings: dict[str, float] = {}
-    cls_val = max(args.cls_per_class // 5, 10)
     timings["data"] = run_step(
         "generate the synthetic data",
-        ["tools/make_synthetic.py", "--output", data, "--task", "both", "--seed", str(args.seed),
-         "--num-train", str(args.num_train), "--num-val", str(args.num_val),
-         "--image-size", str(args.image_size),
-         "--cls-num-train", str(args.cls_per_class), "--cls-num-val", str(cls_val)],
+        synthetic_data_args(
+            data, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
+            image_size=args.image_size, cls_per_class=args.cls_per_class,
+        ),
     )  # fmt: skip
     classifier_dir = os.path.join(out, "classifier")
     timings["classifier"] = run_step(

@@ -43,7 +43,7 @@ def test_run_section_quick(tiny_cases):
         assert _number(row[5]) > 0 and math.isfinite(_number(row[5]))  # images/s
         for cell in row[6:]:  # shares of time waiting for data, in percent
             assert 0 <= _number(cell) <= 100, row
-    assert "python -m tools.benchmarks.classifier --quick --reps 2" in text
+    assert "python tools/benchmark.py --sections classifier --quick --reps 2" in text
     assert "torch " + torch.__version__ in text and "cores" in text and "device cpu" in text
 
 

@@ -1,10 +1,12 @@
-"""tools.benchmarks.detector's peak memory: the working memory of the runs, not the high-water mark that
-building the model left behind (which made every figure 0 MB). Measured as the benchmark does it, in a
-fresh process (in this one, memory that earlier tests freed would be reused without growing the RSS)."""
+"""The detector benchmark's peak memory (tools.benchmarks.peak_memory): the working memory of the runs, not
+the high-water mark that building the model left behind (which made every figure 0 MB). Measured as the
+benchmark does it, in a fresh process (in this one, memory that earlier tests freed would be reused without
+growing the RSS)."""
 
 from dataclasses import asdict
 
-from tools.benchmarks.detector import QUICK_CASES, peak_memory_mb
+from tools.benchmarks.detector_models import QUICK_CASES
+from tools.benchmarks.peak_memory import peak_memory_mb
 
 
 def test_peak_memory_counts_the_runs_working_memory():

@@ -34,7 +34,7 @@ def test_run_section_quick(monkeypatch):
         for cell in row[5:]:  # ms, GMAC/s, fraction of the peak (wall, CPU time)
             value = float(cell.replace("**", ""))
             assert math.isfinite(value) and value > 0, row
-    assert "python -m tools.benchmarks.efficiency --quick --reps 2" in text
+    assert "python tools/benchmark.py --sections efficiency --quick --reps 2" in text
     assert "torch " + torch.__version__ in text and "cores" in text
 
 

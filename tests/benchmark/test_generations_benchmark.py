@@ -65,7 +65,7 @@ def test_one_row_per_generation_with_numbers(quick_run):
 
 def test_commands_and_machine_are_recorded(quick_run):
     text, work = quick_run["text"], quick_run["work"]
-    assert "`python -m tools.benchmarks.generations --quick`" in text
+    assert "`python tools/benchmark.py --sections generations --quick`" in text
     assert "cores" in text and "device cpu" in text
     commands = [line for line in text.splitlines() if line.startswith("python tools/")]
     tools = [line.split()[1] for line in commands]

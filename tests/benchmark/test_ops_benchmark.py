@@ -44,7 +44,7 @@ def test_quick_section_has_one_identical_row_per_case(tiny):
         assert float(row[2]) > 0 and float(row[3]) > 0
         assert row[5] in ("yes", "no")
         assert row[6].startswith("identical"), row
-    assert "`python -m tools.benchmarks.ops --quick`" in section
+    assert "`python tools/benchmark.py --sections ops --quick`" in section
     assert f"torchvision {torchvision.__version__}, 1 intra-op thread(s)" in section
 
 
@@ -53,7 +53,7 @@ def test_main_quick_prints_the_section(tiny, capsys):
     out = capsys.readouterr().out
     assert out.startswith("## Ops: ours vs torchvision.ops")
     assert len(table_rows(out)) == len(TINY_CASES)
-    assert "`python -m tools.benchmarks.ops --quick --reps 1`" in out
+    assert "`python tools/benchmark.py --sections ops --quick --reps 1`" in out
 
 
 def test_cases_cover_the_issue():

@@ -40,7 +40,7 @@ def test_training_case_compares_gradients_too():
 
 
 def test_command_and_machine_are_recorded(section):
-    assert "`python -m tools.benchmarks.roi_kernels --quick --reps 3`" in section
+    assert "`python tools/benchmark.py --sections roi_kernels --quick --reps 3`" in section
     assert "cores" in section and "device cpu" in section
 
 

@@ -18,6 +18,8 @@ from rcnn.modeling.roi_heads import FastRCNNPredictor
 from rcnn.modeling.svd import TruncatedSVDLinear
 from tools.benchmarks import svd
 
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
+
 
 class _Heads(nn.Module):
     def __init__(self) -> None:
@@ -121,7 +123,7 @@ def test_quick_section_has_one_row_per_setting(quick_section):
 
 
 def test_quick_section_records_commands_and_machine(quick_section):
-    assert "`python -m tools.benchmarks.svd --quick`" in quick_section
+    assert "`python tools/benchmark.py --sections svd --quick`" in quick_section
     assert "cores" in quick_section and "device cpu" in quick_section
     tools = [line.split()[1] for line in quick_section.splitlines() if line.startswith("python tools/")]
     assert tools == [

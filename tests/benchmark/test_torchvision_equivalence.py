@@ -11,8 +11,8 @@ import torch
 from torchvision.models.detection import FasterRCNN
 from torchvision.ops import FrozenBatchNorm2d
 
-from tools.benchmarks.torchvision_pair import build_pair, torchvision_faster_rcnn
 from rcnn.config_schema import ModelConfig
+from tools.benchmarks.torchvision_pair import build_pair, torchvision_faster_rcnn
 
 NUM_CLASSES = 5
 

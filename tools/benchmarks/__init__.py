@@ -1,1 +1,2 @@
-"""Benchmarks of rcnn components (run as modules, e.g. ``python -m tools.benchmarks.selective_search``)."""
+"""The sections of ``tools/benchmark.py`` (one module each, ``run_section(...) -> markdown``) and what they
+share; from the repository root each also runs alone, e.g. ``python -m tools.benchmarks.ops --quick``."""

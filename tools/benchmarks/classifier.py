@@ -20,7 +20,7 @@
 Both start from the same weights (ours loads the torchvision model's state_dict: the layouts match) and
 train on the same random batch (normalised-like ``randn`` images, random labels), with the same lr, momentum
 and weight decay. Timings alternate the two repetition by repetition (the order flips every repetition)
-after warm-up (:func:`tools.benchmarks.detector.time_interleaved`) and report medians.
+after warm-up (:func:`tools.benchmarks.timing.time_interleaved`) and report medians.
 
 **Waiting for data**: the real :class:`~rcnn.tasks.classifier_run.ClassifierRun` trains one epoch
 (``solver.epochs=1``) of a few iterations on a small synthetic ImageFolder set
@@ -31,7 +31,10 @@ loader also times each wait, so the share is given again without the first batch
 the worker processes (paid once per epoch; negligible over an ImageNet epoch of thousands of iterations, but
 not over a few).
 
-    python -m tools.benchmarks.classifier [--quick] [--device cuda] [--threads 1] [--reps N]
+    python tools/benchmark.py --sections classifier [--quick] [--device cuda] [--threads 1] [--reps N]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.classifier`` takes the same options and prints the markdown.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
-from tools.benchmarks.detector import time_interleaved
+from tools.benchmarks.timing import time_interleaved
 
 PLAIN_LR, PLAIN_MOMENTUM, PLAIN_WEIGHT_DECAY = 0.01, 0.9, 1e-4
 NUM_CLASSES = 1000
@@ -338,9 +341,7 @@ def _markdown(rows, data_rows, data_cases, *, device, threads, reps, warmup, qui
         "",
     ]
     lines += markdown_table(data_header, data_rows)
-    command = command_line(
-        "tools.benchmarks.classifier", device=device, quick=quick, threads=threads, reps=asked_reps
-    )
+    command = command_line("classifier", device=device, quick=quick, threads=threads, reps=asked_reps)
     lines += measured_on(device, threads, command)
     lines += [
         f"- Throughputs are medians of {reps} repetitions per loop after {warmup} warm-up, the two loops "

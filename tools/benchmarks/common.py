@@ -1,4 +1,5 @@
-"""What the benchmark sections share: the machine line, the command line of a section module."""
+"""What the benchmark sections share: the setting of their measurements, the machine line, the markdown
+table, the command that measures a section, and the command line of a section module run alone."""
 
 from __future__ import annotations
 
@@ -25,15 +26,10 @@ def measuring(device: str, threads: int) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
-def sync(device: str) -> None:
-    """Wait for the device's queued work (CUDA); nothing on the CPU. Around every timed call."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 def section_main(doc: str, run_section: Callable[..., str], argv: list[str] | None, quick_help: str) -> None:
-    """``python -m tools.benchmarks.<section> [--quick] [--device D] [--threads N] [--reps R]``: print the
-    markdown of ``run_section``. ``doc``: the module docstring (its first paragraph is the description)."""
+    """``python -m tools.benchmarks.<section> [--quick] [--device D] [--threads N] [--reps R]`` (from the
+    repository root): print the markdown of ``run_section``. ``doc``: the module docstring (its first
+    paragraph is the description)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--device", default="cpu")
@@ -82,8 +78,10 @@ def measured_on(device: str, threads: int, command: str) -> list[str]:
     return ["", f"Measured on {machine_description(device, threads)}; `{command}`.", "", "Notes:"]
 
 
-def command_line(module: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
-    command = f"python -m {module}" + (" --quick" if quick else "")
+def command_line(section: str, *, device: str, quick: bool, threads: int, reps: int | None) -> str:
+    """The ``tools/benchmark.py`` command that measures ``section`` with these settings (the defaults left
+    out), as the sections print it under their tables."""
+    command = f"python tools/benchmark.py --sections {section}" + (" --quick" if quick else "")
     command += f" --device {device}" if device != "cpu" else ""
     command += f" --threads {threads}" if threads != 1 else ""
     return command + (f" --reps {reps}" if reps else "")

@@ -13,11 +13,14 @@ channels-last memory format, as a fraction of the peak measured in the same run.
 * **Time**: median wall time of the forward pass of the whole batch.
 
 The matmul and every network / batch / memory-format case are timed in one
-:func:`tools.benchmarks.detector.time_interleaved` call: one repetition runs each of them once, in an order
+:func:`tools.benchmarks.timing.time_interleaved` call: one repetition runs each of them once, in an order
 flipped every repetition, so that other load on the machine spreads over all of them alike. Weights are
 random (seeded); inputs random.
 
-    python -m tools.benchmarks.efficiency [--quick] [--device cuda] [--threads 1] [--reps N]
+    python tools/benchmark.py --sections efficiency [--quick] [--device cuda] [--threads 1] [--reps N]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.efficiency`` takes the same options and prints the markdown.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
-from tools.benchmarks.detector import time_interleaved
+from tools.benchmarks.timing import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
 TARGET = 0.5  # fraction of the matmul peak the issue asks of VGG-16 and ResNet-50
@@ -141,9 +144,7 @@ def run_section(
                 f"{total / cpu / peak_cpu:.2f}",
             ]
         )
-    command = command_line(
-        "tools.benchmarks.efficiency", device=device, quick=quick, threads=threads, reps=asked_reps
-    )
+    command = command_line("efficiency", device=device, quick=quick, threads=threads, reps=asked_reps)
     return _markdown(rows, n=n, device=device, threads=threads, reps=reps, warmup=warmup, command=command)
 
 

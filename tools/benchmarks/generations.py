@@ -27,7 +27,11 @@ COCO evaluation included; for R-CNN all its stages: fine-tuning, feature cache, 
 train split's selective search, which R-CNN and Fast R-CNN need first, is its own column (the wall clock
 of that command, with ``proposals.workers`` processes: one per core).
 
-    python -m tools.benchmarks.generations [--quick] [--data DIR] [--classifier PATH] [--work-dir DIR]
+    python tools/benchmark.py --sections generations [--quick] [--data DIR] [--classifier PATH] \
+        [--work-dir DIR]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.generations`` takes the same options and prints the markdown.
 """
 
 from __future__ import annotations
@@ -35,17 +39,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 
-import torch
-
-from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, sync
+from rcnn.config import load_config
+from rcnn.config_schema import DetectionConfig
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring
+from tools.benchmarks.inference_speed import WARMUP_IMAGES, measure_test_time
+from tools.benchmarks.steps import (
+    Steps,
+    check_fresh_work_folder,
+    check_overrides,
+    data_overrides,
+    generate_data,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLASSIFIER_CONFIG = "configs/classification/synthetic_resnet18.yaml"
@@ -103,145 +112,6 @@ QUICK_DETECTORS = {
     "fast_rcnn": [*_QUICK_COMMON, *_QUICK_SHORT],
     "faster_rcnn": [*_QUICK_COMMON, "model.rpn.anchor_sizes=[16,32,64,128]", *_QUICK_SHORT],
 }  # fmt: skip
-WARMUP_IMAGES = 2  # val images each run sees before the timed passes
-
-
-# ----------------------------------------------------------------------------------------------- commands
-
-
-class Steps:
-    """Runs ``python ARGS`` from the repository root, printing each command first; keeps the commands and
-    their wall-clock seconds, with the folders of ``names`` (path -> placeholder, e.g. the work folder as
-    ``WORK``) written as their placeholders."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        self.names = names
-        self.commands: list[tuple[str, str, float]] = []  # (title, shown command, seconds)
-
-    def run(self, title: str, args: list[str]) -> float:
-        shown = shlex.join(["python", *args])
-        for path, name in sorted(self.names.items(), key=lambda item: -len(item[0])):  # longest first
-            shown = shown.replace(path, name)
-        print(f"\n== {title}\n$ {shlex.join(['python', *args])}", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        result = subprocess.run([sys.executable, *args], cwd=ROOT)
-        seconds = time.perf_counter() - start
-        if result.returncode != 0:
-            raise RuntimeError(f"step '{title}' failed with exit code {result.returncode}: {shown}")
-        self.commands.append((title, shown, seconds))
-        return seconds
-
-
-def data_overrides(data: str) -> list[str]:
-    det = os.path.join(data, "detection")
-    return [
-        f"data.train_images={det}/train", f"data.train_annotations={det}/train.json",
-        f"data.val_images={det}/val", f"data.val_annotations={det}/val.json",
-    ]  # fmt: skip
-
-
-def check_fresh_work_folder(work: str, outputs: list[str]) -> None:
-    """Refuse a work folder that already holds any of ``outputs``: the tools would resume from them, and the
-    times would not be of whole runs."""
-    done = [name for name in outputs if os.path.exists(os.path.join(work, name))]
-    if done:
-        raise RuntimeError(f"work folder {work} already holds {', '.join(done)}: use a new or empty folder")
-
-
-def generate_data(steps: Steps, data_dir: str, sizes: dict[str, int]) -> None:
-    """The synthetic detection and classification sets of ``sizes`` (:data:`FULL` / :data:`QUICK`'s keys)
-    in ``data_dir``, as the step "generate the synthetic data" (``tools/make_synthetic.py``)."""
-    cls_val = max(sizes["cls_per_class"] // 5, 10)
-    steps.run(
-        "generate the synthetic data",
-        ["tools/make_synthetic.py", "--output", data_dir, "--task", "both", "--seed", "0",
-         "--num-train", str(sizes["num_train"]), "--num-val", str(sizes["num_val"]),
-         "--image-size", str(sizes["image_size"]),
-         "--cls-num-train", str(sizes["cls_per_class"]), "--cls-num-val", str(cls_val)],
-    )  # fmt: skip
-
-
-def check_overrides(config: str, overrides: list[str], classification: bool = False) -> None:
-    """Load ``config`` with ``overrides`` (raises :class:`rcnn.config.ConfigError` naming a bad key) before
-    anything long runs."""
-    from rcnn.config import load_config
-    from rcnn.config_schema import ClassificationConfig, DetectionConfig
-
-    load_config(
-        os.path.join(ROOT, config), ClassificationConfig if classification else DetectionConfig, overrides
-    )
-
-
-# ----------------------------------------------------------------------------------------------- test time
-
-
-def measure_test_time(runs: dict[str, str], proposals_config: list[str], device: str, reps: int) -> dict:
-    """Seconds per val image of each trained detector (``runs``: name -> output folder of its training) and
-    of selective search on the image files; returns ``{name: [seconds per image, ...]}`` with the search
-    under ``"selective search"``, the lists aligned image by image (``reps`` passes over the split)."""
-    import cv2
-
-    from rcnn.config import load_config
-    from rcnn.config_schema import DetectionConfig
-    from rcnn.data.coco import CocoDetection
-    from rcnn.tasks.detection import build_detection_dataset, load_detector
-    from rcnn.proposals.compute import search_image, search_params
-
-    dev = torch.device(device)
-    detectors, inputs, ids = {}, {}, {}
-    for name, out in runs.items():
-        cfg = load_config(os.path.join(out, "config.yaml"), DetectionConfig)
-        model, _ = load_detector(cfg, os.path.join(out, "model_final.pth"), dev)
-        dataset = build_detection_dataset(cfg, "val")
-        samples = [dataset[i] for i in range(len(dataset))]
-        ids[name] = list(dataset.ids)
-        # as run_inference calls a detector: proposals from the dataset when it has no generator of its own
-        needs_proposals = getattr(model, "proposal_generator", None) is None
-        inputs[name] = [
-            ([image.to(dev)], {"proposals": [target["proposals"].to(dev)]} if needs_proposals else {})
-            for image, target in samples
-        ]
-        detectors[name] = model
-    pcfg = load_config(os.path.join(ROOT, PROPOSALS_CONFIG), DetectionConfig, proposals_config)
-    params = search_params(pcfg.proposals)
-    files = CocoDetection(pcfg.data.val_images, pcfg.data.val_annotations, filter_empty=False)
-    jobs = []
-    for i, image_id in enumerate(files.ids):
-        info = files.image_info(i)
-        jobs.append((files.image_path(i), image_id, (info["height"], info["width"]), params))
-    if any(image_ids != list(files.ids) for image_ids in ids.values()):
-        raise RuntimeError("the detectors' val splits differ from the proposals' val split")
-
-    def call(name: str, index: int) -> float:
-        if name == "selective search":
-            return search_image(*jobs[index])[2]
-        images, kwargs = inputs[name][index]
-        sync(device)
-        start = time.perf_counter()
-        detectors[name](images, **kwargs)
-        sync(device)
-        return time.perf_counter() - start
-
-    names = ["selective search", *runs]
-    times: dict[str, list[float]] = {n: [] for n in names}
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)  # as the proposal workers run it
-    try:
-        with torch.inference_mode():
-            for index in range(min(WARMUP_IMAGES, len(jobs))):
-                for name in names:
-                    call(name, index)
-            step = 0
-            for _ in range(reps):
-                for index in range(len(jobs)):
-                    for name in names if step % 2 == 0 else names[::-1]:
-                        times[name].append(call(name, index))
-                    step += 1
-    finally:
-        cv2.setNumThreads(threads)
-    return times
-
-
 # ----------------------------------------------------------------------------------------------- the section
 
 
@@ -331,7 +201,8 @@ def _run(device, quick, threads, reps, data, classifier, work) -> str:
 
     print("\n== test time: every val image through each detector and selective search", file=sys.stderr)
     with measuring(device, threads):
-        times = measure_test_time(runs, proposal_args, device, reps or 1)
+        proposals_cfg = load_config(os.path.join(ROOT, PROPOSALS_CONFIG), DetectionConfig, proposal_args)
+        times = measure_test_time(runs, proposals_cfg, device, reps or 1)
     return _markdown(
         times=times, training=training, metrics=metrics, ss_train=ss_train, steps=steps, runs=runs,
         data_dir=data_dir, data_given=bool(data), classifier_given=bool(classifier),
@@ -351,9 +222,6 @@ def _markdown(
     *, times, training, metrics, ss_train, steps, runs, data_dir, data_given, classifier_given,
     device, quick, threads, reps,
 ) -> str:  # fmt: skip
-    from rcnn.config import load_config
-    from rcnn.config_schema import DetectionConfig
-
     ss = times["selective search"]
     rows = []
     for g in GENERATIONS:
@@ -390,9 +258,7 @@ def _markdown(
         backbone = f"One backbone ({next(iter(backbones))}) for all three"
     else:
         backbone = "Backbones: " + "; ".join(f"{', '.join(n)} {b}" for b, n in backbones.items())
-    command = command_line(
-        "tools.benchmarks.generations", device=device, quick=quick, threads=threads, reps=reps
-    )
+    command = command_line("generations", device=device, quick=quick, threads=threads, reps=reps)
     if data_given:
         command += " --data DATA"
     if classifier_given:

@@ -16,9 +16,12 @@ torchvision's (ratio ours / torchvision <= 1.05). Each row also checks that the 
 (kept indices; pooled features and the feature map's gradient) on the timed inputs. Boxes are seeded random
 boxes in a 600x1000 image, most of them clustered around "objects" as proposals are (see
 :func:`make_boxes`). Timings alternate the two repetition by repetition (the order flips every
-repetition) after warm-up, with :func:`tools.benchmarks.detector.time_interleaved`, and report medians.
+repetition) after warm-up, with :func:`tools.benchmarks.timing.time_interleaved`, and report medians.
 
-    python -m tools.benchmarks.ops [--quick] [--device cuda] [--threads 1] [--reps 15]
+    python tools/benchmark.py --sections ops [--quick] [--device cuda] [--threads 1] [--reps 15]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.ops`` takes the same options and prints the markdown.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from torch import Tensor
 
 from rcnn import ops as rcnn_ops
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
-from tools.benchmarks.detector import time_interleaved
+from tools.benchmarks.timing import time_interleaved
 
 IMAGE_HW = (600, 1000)
 STRIDE = 16
@@ -281,7 +284,7 @@ def _markdown(rows, *, device, threads, reps, warmup, quick) -> str:
     lines = ["## Ops: ours vs torchvision.ops", ""] + markdown_table(header, rows)
     default_reps = 3 if quick else 15
     command = command_line(
-        "tools.benchmarks.ops", device=device, quick=quick, threads=threads,
+        "ops", device=device, quick=quick, threads=threads,
         reps=reps if reps != default_reps else None,
     )  # fmt: skip
     lines += measured_on(device, threads, command)

@@ -7,6 +7,9 @@ the median over repetitions of images / wall-clock seconds of the whole call, re
 the ``.npy`` files included.
 
     python -m tools.benchmarks.proposal_cache [--quick]
+
+(from the repository root; ``python tools/benchmark.py --sections selective_search`` measures it with
+selective search).
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def run_section(*, quick: bool = False) -> str:
     lines = [
         "### Proposal cache throughput",
         "",
-        f"`python -m tools.benchmarks.proposal_cache{' --quick' if quick else ''}`: selective search (`fast`) "
+        f"`python -m tools.benchmarks.proposal_cache{' --quick' if quick else ''}`: "
+        "selective search (`fast`) "
         f"over {case['images']} synthetic {case['size']}x{case['size']} images into a fresh cache, "
         f"median of {case['reps']} run(s) per worker count.",
         "",

@@ -13,9 +13,12 @@ Cases: the quick start's map (ResNet-18/16 at stride 8 of a 256x256 image: (2, 6
 image in training, 100 at test) and ResNet-50 C4's (stride 16 of 600x1000: (1 or 2, 1024, 38, 63), 128
 RoIs per image in training, 300 at test), 14x14 bins, ``sampling_ratio`` 2. Each row checks that the
 outputs (and the map's gradients) agree. Timings alternate the two repetition by repetition with
-:func:`tools.benchmarks.detector.time_interleaved` and report medians.
+:func:`tools.benchmarks.timing.time_interleaved` and report medians.
 
-    python -m tools.benchmarks.roi_kernels [--quick] [--threads 1] [--reps 15]
+    python tools/benchmark.py --sections roi_kernels [--quick] [--threads 1] [--reps 15]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.roi_kernels`` takes the same options and prints the markdown.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ import torch
 import torchvision
 from torch import Tensor
 
-from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
-from tools.benchmarks.detector import time_interleaved
 from rcnn.ops import RoIAlign
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
+from tools.benchmarks.timing import time_interleaved
 
 OUTPUT_SIZE = (14, 14)
 SAMPLING_RATIO = 2
@@ -143,9 +146,7 @@ def run_section(
                     same,
                 ]
             )
-    command = command_line(
-        "tools.benchmarks.roi_kernels", device=device, quick=quick, threads=threads, reps=reps
-    )
+    command = command_line("roi_kernels", device=device, quick=quick, threads=threads, reps=reps)
     lines = [
         "## RoIAlign CPU kernels: ours vs torchvision",
         "",

@@ -13,7 +13,13 @@ the same images as ``.npy`` files and returns boxes as ``.npy``. The two sides a
 by image (the order flips every repeat), and the per-image median over the repeats is reported, so load
 from other processes hits both alike.
 
-    python -m tools.benchmarks.selective_search --mode fast --repeats 3 --opencv-python /path/to/venv/bin/python
+    python tools/benchmark.py --sections selective_search [--quick] [--opencv-python PATH]
+
+writes it (with the proposal cache's throughput) into ``docs/benchmarks.md``; from the repository root,
+
+    python -m tools.benchmarks.selective_search --mode fast --repeats 3 --opencv-python /path/to/python
+
+prints this part alone (its tables, then the environment; ``--json`` / ``--markdown`` write them to files).
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tools.benchmarks.composites import load_photo, make_composites
 from rcnn.proposals.recall import mabo, proposal_recall
 from rcnn.proposals.selective_search import selective_search
+from tools.benchmarks.composites import load_photo, make_composites
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 

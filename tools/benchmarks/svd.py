@@ -20,7 +20,11 @@ the image's cached proposals prepared beforehand), the settings alternating imag
 every image) after a warm-up: the whole detector call, and within it the region head (fc6-fc7, through
 forward hooks).
 
-    python -m tools.benchmarks.svd [--quick] [--run DIR] [--data DIR] [--work-dir DIR]
+    python tools/benchmark.py --sections svd [--quick] [--svd-run DIR] [--data DIR] [--work-dir DIR]
+
+writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
+``python -m tools.benchmarks.svd`` takes the same options (``--run DIR`` for ``--svd-run DIR``) and prints
+the markdown.
 """
 
 from __future__ import annotations
@@ -36,14 +40,19 @@ import time
 import torch
 from torch import nn
 
-from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, sync
-from tools.benchmarks.generations import (
+from rcnn.config import load_config
+from rcnn.config_schema import DetectionConfig
+from rcnn.modeling.svd import compress_box_head
+from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
+from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring
+from tools.benchmarks.steps import (
     Steps,
     check_fresh_work_folder,
     check_overrides,
     data_overrides,
     generate_data,
 )
+from tools.benchmarks.timing import sync
 
 CLASSIFIER_CONFIG = "configs/classification/synthetic_alexnet.yaml"
 DETECTOR_CONFIG = "configs/fast_rcnn/synthetic_alexnet.yaml"
@@ -80,8 +89,6 @@ def head_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
 def compressed(model: nn.Module, ranks: tuple[int | None, ...], factors: dict | None = None) -> nn.Module:
     """A copy of ``model`` whose head layers (fc6, fc7, ...) are factored at ``ranks`` (None: kept);
     ``factors``: a cache of the layers' SVDs shared by the copies of one model (one SVD per layer)."""
-    from rcnn.modeling.svd import compress_box_head
-
     layers = head_linears(model)
     if len(layers) < len(ranks):
         raise ValueError(
@@ -125,10 +132,6 @@ def measure(run: str, device: str, reps: int, *, progress: bool = True) -> dict:
     of :data:`SETTINGS`, evaluates and times each. Returns ``{"settings": [{name, ranks, macs, metrics,
     detector_s, head_s}, ...], "rois_per_image": float, "num_images": int, "config": DetectionConfig}``
     (seconds per image as lists aligned image by image)."""
-    from rcnn.config import load_config
-    from rcnn.config_schema import DetectionConfig
-    from rcnn.tasks.detection import build_detection_dataset, evaluate_detector, load_detector
-
     dev = torch.device(device)
     cfg = load_config(os.path.join(run, "config.yaml"), DetectionConfig)
     if cfg.model.roi_heads.svd_rank:
@@ -288,9 +291,9 @@ def to_markdown(result: dict, steps: Steps, *, device, quick, threads, reps, giv
                 f"**{base_det / det:.2f}x**" if det > 0 else "-",
             ]
         )
-    command = command_line("tools.benchmarks.svd", device=device, quick=quick, threads=threads, reps=reps)
+    command = command_line("svd", device=device, quick=quick, threads=threads, reps=reps)
     if given_run:
-        command += " --run RUN"
+        command += " --svd-run RUN"
     lines = [
         "## Truncated SVD of fc6-fc7 at test time (Fast R-CNN, Sec. 3.1)",
         "",
