@@ -45,7 +45,8 @@ FLOORS: list[tuple[str, list[list[str]]]] = [
     ("detectors", [["rcnn.detectors"]]),
     ("engine", [["rcnn.engine"]]),
     ("tasks", [["rcnn.tasks"]]),
-    ("tools", [["tools.benchmarks", "tools"]]),
+    # The quickstart's step runner serves the benchmark sections too (tools/benchmarks/steps.py).
+    ("tools", [["tools.quickstart"], ["tools.benchmarks", "tools"]]),
 ]
 # rcnn/__init__.py holds only __version__: importing the bare package is allowed from anywhere.
 ROOT_PACKAGE = "rcnn"

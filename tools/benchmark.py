@@ -58,6 +58,7 @@ if ROOT not in sys.path:  # run as a script from anywhere: the repository's pack
     sys.path.insert(0, ROOT)
 
 from rcnn.tasks import cli  # noqa: E402 - after the path set-up above
+from rcnn.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
@@ -77,6 +78,7 @@ def machine_line(device: str) -> str:
     import torch
     import torchvision
 
+    # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks.common import cpu_model
 
     cpu = cpu_model()
@@ -161,7 +163,10 @@ QUICK_MAIN_JOB = [
 def selective_search_section(args: argparse.Namespace) -> str:
     """Selective search speed and quality (:mod:`tools.benchmarks.selective_search`) and the proposal
     cache's throughput (:mod:`tools.benchmarks.proposal_cache`)."""
+    # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks import proposal_cache
+
+    # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks import selective_search as ss
 
     quick = {"photos": ss.PHOTOS[:1], "repeats": 1, "composites_per_photo": 1, "synthetic_images": 2}
@@ -184,6 +189,7 @@ def selective_search_section(args: argparse.Namespace) -> str:
 
 def generations_section(args: argparse.Namespace) -> str:
     """The three detector generations side by side (:mod:`tools.benchmarks.generations`)."""
+    # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks import generations
 
     return generations.run_section(
@@ -194,6 +200,7 @@ def generations_section(args: argparse.Namespace) -> str:
 
 def svd_section(args: argparse.Namespace) -> str:
     """Truncated SVD of fc6-fc7 at test time, speed-up and AP change (:mod:`tools.benchmarks.svd`)."""
+    # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks import svd
 
     return svd.run_section(
@@ -233,13 +240,6 @@ def update_document(text: str, key: str, body: str) -> str:
     if pattern.search(text):
         return pattern.sub(lambda _: block, text, count=1)
     return text.rstrip() + "\n\n" + block + "\n"
-
-
-def write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,7 +297,7 @@ def run_sections(args: argparse.Namespace) -> int:
         key = name if args.device == "cpu" else f"{name}@{args.device.split(':')[0]}"
         if document:
             text = open(document, encoding="utf-8").read() if os.path.exists(document) else ""
-            write_atomic(document, update_document(text, key, body))  # after each section: nothing lost
+            atomic_write_text(update_document(text, key, body), document)  # after each section: nothing lost
         print(body)
     if document:
         print(f"written: {document}", file=sys.stderr)

@@ -47,8 +47,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torchvision
 from torch import Tensor, nn
 
+import backbones
+from rcnn.config_schema import ClassificationConfig, ClsSolverConfig
+from rcnn.data.synthetic import CATEGORY_NAMES, make_classification_dataset
+from rcnn.engine.lr_scheduler import build_lr_scheduler
+from rcnn.engine.optim import build_sgd
+from rcnn.engine.trainer import Trainer
+from rcnn.tasks.classification import ClassifierLoss
+from rcnn.tasks.classifier_run import ClassifierRun, EpochStats
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
 from tools.benchmarks.timing import time_interleaved
 
@@ -96,7 +105,6 @@ QUICK_DATA_CASES = (DataCase("resnet18", 72, 64, 4, 2, 4, 90),)
 def our_solver(lr: float = PLAIN_LR):
     """The trainer's solver config with the plain loop's lr, momentum and weight decay, a constant lr (no
     warm-up, no decay steps within the benchmark) and its other defaults (fp32, no clipping)."""
-    from rcnn.config_schema import ClsSolverConfig
 
     return ClsSolverConfig(
         base_lr=lr,
@@ -113,11 +121,6 @@ def make_our_step(model: nn.Module, images: Tensor, targets: Tensor, solver=None
     :class:`~rcnn.tasks.classification.ClassifierLoss` adapter through :meth:`Trainer.run_step`, then the
     epoch-statistics hook, with the optimizer, scheduler and loss the run builds from ``solver`` (default
     :func:`our_solver`)."""
-    from rcnn.engine.lr_scheduler import build_lr_scheduler
-    from rcnn.engine.optim import build_sgd
-    from rcnn.engine.trainer import Trainer
-    from rcnn.tasks.classification import ClassifierLoss
-    from rcnn.tasks.classifier_run import EpochStats
 
     s = solver or our_solver()
     device = images.device
@@ -167,9 +170,6 @@ def make_plain_step(model: nn.Module, images: Tensor, targets: Tensor) -> Callab
 
 def build_models(name: str, device: str, seed: int = 0) -> tuple[nn.Module, nn.Module]:
     """``(ours, plain)`` for ``name`` with 1000 classes, ours starting from the plain model's weights."""
-    import torchvision
-
-    import backbones
 
     torch.manual_seed(seed)
     plain = getattr(torchvision.models, name)(num_classes=NUM_CLASSES)
@@ -224,9 +224,6 @@ def measure_data_wait(case: DataCase, device: str, workdir: str) -> dict[str, fl
     """Train ``case.name`` with :class:`ClassifierRun` for one epoch of ``case.iterations`` iterations
     on a synthetic set written under ``workdir``; returns the trainer's ``images_per_s`` and
     ``data_time_share``, and ``share_after_first`` (the same without the first batch's wait)."""
-    from rcnn.config_schema import ClassificationConfig
-    from rcnn.data.synthetic import CATEGORY_NAMES, make_classification_dataset
-    from rcnn.tasks.classifier_run import ClassifierRun
 
     per_class = math.ceil(case.iterations * case.batch / len(CATEGORY_NAMES))
     root = os.path.join(workdir, "data")

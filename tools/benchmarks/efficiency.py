@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+import backbones
+from backbones.summary import summarize
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
 from tools.benchmarks.timing import time_interleaved
 
@@ -64,14 +66,12 @@ def make_matmul(n: int, device: str, seed: int = 0) -> Callable[[], Tensor]:
 
 def count_macs(model: nn.Module, size: int) -> int:
     """Multiply-adds of the forward pass of one ``3 x size x size`` image (:mod:`backbones.summary`)."""
-    from backbones.summary import summarize
 
     return summarize(model, (3, size, size)).macs
 
 
 def build_model(name: str, device: str, memory_format: str, seed: int = 0) -> nn.Module:
     """Our classifier ``name`` (1000 classes) in eval mode, in ``memory_format``."""
-    import backbones
 
     torch.manual_seed(seed)
     model = backbones.build_classifier(name, num_classes=1000).eval().to(device)

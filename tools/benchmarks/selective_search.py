@@ -37,7 +37,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import skimage
 
+from rcnn.data.synthetic import make_detection_dataset
 from rcnn.proposals.recall import mabo, proposal_recall
 from rcnn.proposals.selective_search import selective_search
 from tools.benchmarks.composites import load_photo, make_composites
@@ -124,7 +126,6 @@ def synthetic_set(
     num_images: int, image_size: int, seed: int, workdir: Path
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Validation images of the synthetic detection set: [(image (H, W, 3) uint8 RGB, boxes (G, 4) xyxy)]."""
-    from rcnn.data.synthetic import make_detection_dataset
 
     paths = make_detection_dataset(workdir / "synthetic", 0, num_images, image_size, seed=seed, workers=1)
     with open(paths["val_annotations"]) as f:
@@ -232,7 +233,6 @@ def run(
 
 
 def _environment(opencv_contrib: str | None) -> dict:
-    import skimage
 
     cpu = platform.processor() or "?"
     try:

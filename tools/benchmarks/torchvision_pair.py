@@ -55,6 +55,7 @@ from torchvision.models.detection.rpn import RPNHead as TVRPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from rcnn.config_schema import ModelConfig
+from rcnn.detectors.build import build_detector
 from rcnn.detectors.generalized_rcnn import GeneralizedRCNN
 from rcnn.modeling import AnchorGenerator, RegionProposalNetwork, RoIHeads
 from rcnn.ops import RoIAlign, RoIPool
@@ -219,7 +220,6 @@ def build_pair(
     ``training=True`` puts both in training mode and makes our RPN keep cross-boundary anchors as
     torchvision's does, so that both label the same anchors.
     """
-    from rcnn.detectors.build import build_detector
 
     if cfg.type != "faster_rcnn":
         raise ValueError(f"model.type must be 'faster_rcnn' for the torchvision pair, got {cfg.type!r}")
