@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .figures import new_figure, save_figure
@@ -49,3 +50,12 @@ def plot_proposal_recall(quality: Mapping[str, Any], path: str | os.PathLike, *,
     right.grid(alpha=0.3, which="both")
     right.legend(fontsize=8, loc="lower right")
     return save_figure(fig, path)
+
+
+def draw_proposals(image: np.ndarray, boxes, colour: tuple[int, int, int] = (230, 40, 40)) -> np.ndarray:
+    """Proposals (P, 4) xyxy as thin rectangles without captions on a copy of an RGB uint8 image; the
+    best-ranked drawn last (on top)."""
+    out = np.ascontiguousarray(image.copy())
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[::-1]:
+        cv2.rectangle(out, (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2))), colour, 1)
+    return out

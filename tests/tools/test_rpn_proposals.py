@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 from helpers.tools import load_tool
+from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
 
 from rcnn.config import load_config
 from rcnn.config_schema import DetectionConfig
 from rcnn.data.synthetic import make_detection_dataset
 from rcnn.detectors.build import build_detector
 from rcnn.tasks.detection import save_detector
+from rcnn.tasks.tensorboard_pictures import PROPOSALS_TAG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FASTER = os.path.join(ROOT, "configs", "faster_rcnn", "synthetic_resnet18.yaml")
@@ -116,8 +118,14 @@ def test_evaluate_scores_and_fast_rcnn_trains_on_rpn_proposals(data, rpn_dump, t
     argv = [
         "--config", FAST, "--no-progress", *common(data), f"data.train_proposals={rpn_dump['dir']}/train",
         f"data.val_proposals={val}", "solver.max_iter=2", "solver.steps=[]", "solver.warmup_iters=1",
-        "solver.ims_per_batch=2", "solver.amp=false", "solver.channels_last=false", f"output.dir={out}",
+        "solver.ims_per_batch=2", "solver.amp=false", "solver.channels_last=false",
+        "solver.vis_period=2", f"output.dir={out}",
     ]  # fmt: skip
     assert train_detector.main(argv) == 0
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert "AP" in metrics
+    # the TensorBoard picture draws the given (RPN) proposals of the val image
+    pictures = [n for n in os.listdir(out) if n.endswith(".pictures")]
+    acc = EventAccumulator(os.path.join(out, pictures[0]), size_guidance={IMAGES: 0})
+    acc.Reload()
+    assert [e.step for e in acc.Images(PROPOSALS_TAG)] == [2]
