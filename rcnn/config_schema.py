@@ -193,6 +193,9 @@ class SolverConfig:
     checkpoint_period: int = checked(1000, positive)
     log_period: int = checked(20, positive)
     eval_period: int = checked(0, non_negative)  # 0: evaluate only at the end
+    # TensorBoard pictures (detectors): ground truth and top proposals every N iterations, and the PR
+    # curves after each evaluation (0: off)
+    vis_period: int = checked(0, non_negative)
 
     def check_section(self) -> Iterator[tuple[str, str]]:
         if any(step >= self.max_iter for step in self.steps):

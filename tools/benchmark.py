@@ -30,6 +30,9 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
   ``configs/fast_rcnn/synthetic_alexnet.yaml``: AP change and speed-up at several ranks (``--svd-run DIR``
   measures a finished training run; else the classifier, proposals and detector are trained first).
 
+* ``proposals``: selective search against a trained Faster R-CNN's RPN proposals for Fast R-CNN:
+  recall at 300 proposals, AR@300, and the AP of one Fast R-CNN trained and tested on each.
+
 Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
 repetition) and reported as medians and ratios from one run, so the load of other processes hits both
 sides alike. Each section records its own command, the machine and the date. The tables always go to
@@ -62,7 +65,7 @@ from rcnn.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
-    "generations", "svd",
+    "generations", "svd", "proposals",
 )  # fmt: skip
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 TITLE = "# Benchmarks"
@@ -219,6 +222,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "selective_search": selective_search_section,
     "generations": generations_section,
     "svd": svd_section,
+    "proposals": module_section("proposals"),
 }
 
 

@@ -1,8 +1,11 @@
-"""Selective search proposals for every image of a dataset split, cached for Fast R-CNN and R-CNN.
+"""Selective search (or a trained RPN's) proposals for every image of a dataset split, cached for Fast
+R-CNN and R-CNN.
 
     python tools/compute_proposals.py --config configs/fast_rcnn/synthetic_resnet18.yaml   # train and val
     python tools/compute_proposals.py --config FILE --split val --workers 2 proposals.mode=quality
     python tools/compute_proposals.py --config FILE --split val --evaluate PATH    # recall of any proposals
+    python tools/compute_proposals.py --method rpn --config configs/faster_rcnn/synthetic_resnet18.yaml \
+        --checkpoint outputs/faster_rcnn_synthetic/model_final.pth --output outputs/proposals_rpn
 
 Runs :func:`rcnn.proposals.selective_search` (the ``proposals`` section of the config: ``mode``,
 ``max_boxes``, ``min_size``, ``resize_to``, ``seed``, ``workers``) over ALL images of the split's COCO json
@@ -18,6 +21,13 @@ file, best ranked first) plus ``params.json`` into the split's folder (:mod:`rcn
 * at the end the proposals are scored against the split's ground truth (non-crowd boxes): recall at IoU
   0.5 and 0.7, MABO (mean average best overlap, averaged over classes), the same for the best-ranked
   100 / 300 / 1000 / 2000 boxes, and boxes per image; written to ``summary.json`` in the folder.
+
+``--method rpn --checkpoint C`` runs the RPN of the Faster R-CNN of ``--config`` with the weights of ``C``
+instead (:mod:`rcnn.tasks.rpn_proposals`: the test scale, ``model.rpn.nms_thresh`` and
+``pre_nms_top_n_test``, the ``proposals.max_boxes`` best by objectness; on ``--device``), into the same
+cache format, with the checkpoint's SHA-256 in ``params.json``. Fast R-CNN then trains on RPN proposals
+(step 2 of the Faster R-CNN paper's alternating training): ``tools/train_detector.py --config
+configs/fast_rcnn/... data.train_proposals=DIR/train data.val_proposals=DIR/val``.
 
 The folder is what ``data.train_proposals`` / ``data.val_proposals`` expect (the override to use is
 printed). Proposals made elsewhere (e.g. the selective search boxes released with Fast R-CNN, converted)
@@ -44,6 +54,10 @@ from rcnn.proposals.cache import ProposalCache, ProposalsReader
 from rcnn.proposals.compute import compute_missing, default_workers, search_params
 from rcnn.proposals.recall import best_overlaps, mabo_of_best, recall_of_best
 from rcnn.tasks import cli
+from rcnn.tasks.detection import load_detector
+from rcnn.tasks.rpn_proposals import compute_rpn_missing, rpn_dataset, rpn_params
+from rcnn.tasks.tool_args import add_device_argument, with_device
+from rcnn.utils.comm import select_device
 
 SPLITS = ("train", "val")
 TOP_N = (100, 300, 1000, 2000)
@@ -137,12 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--split", choices=(*SPLITS, "both"), default="both", help="default: both")
+    parser.add_argument("--method", choices=("selective_search", "rpn"), default="selective_search",
+                        help="selective search (default), or the RPN of a trained Faster R-CNN")  # fmt: skip
+    parser.add_argument("--checkpoint", help="with --method rpn: the Faster R-CNN's weights")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes (default: proposals.workers, 0 = one per core)")  # fmt: skip
     parser.add_argument("--output", help="parent folder of the <split> folders (see above)")
     parser.add_argument("--evaluate", metavar="PATH",
                         help="score an existing proposals folder or .npz on --split instead")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_argument(parser)
     cli.add_config_arguments(parser)
     return parser
 
@@ -151,37 +169,60 @@ def compute(args: argparse.Namespace) -> None:
     """Compute (or with ``--evaluate`` score) the proposals of the splits; errors are raised for
     :func:`cli.run_tool`."""
     cfg = cli.load_tool_config(args, DetectionConfig)
-    try:
-        params = search_params(cfg.proposals)
-    except ValueError as e:  # a bad proposals.* value
-        raise ConfigError(str(e)) from None
-    workers = cfg.proposals.workers if args.workers is None else args.workers
-    workers = workers if workers > 0 else default_workers()
     splits = list(SPLITS) if args.split == "both" else [args.split]
+    if args.evaluate:
+        images, annotations, _ = split_files(cfg, splits[0])
+        try:
+            summary = proposal_summary(CocoDetection(images, annotations, filter_empty=False), args.evaluate)
+        except KeyError as e:  # an image without proposals in the file: the message names it
+            raise FileNotFoundError(e.args[0]) from None
+        print(format_summary(splits[0], summary))
+        return
+    if args.method == "rpn":
+        if cfg.model.type != "faster_rcnn":
+            raise ConfigError(f"--method rpn needs a Faster R-CNN config (model.type={cfg.model.type})")
+        if cfg.proposals.max_boxes < 0:
+            raise ConfigError(f"proposals.max_boxes must be >= 0, got {cfg.proposals.max_boxes}")
+        device = select_device(cfg.solver.device)
+        model, _ = load_detector(cfg, args.checkpoint, device)
+        params = rpn_params(cfg, args.checkpoint)
+    else:
+        try:
+            params = search_params(cfg.proposals)
+        except ValueError as e:  # a bad proposals.* value
+            raise ConfigError(str(e)) from None
+        workers = cfg.proposals.workers if args.workers is None else args.workers
+        workers = workers if workers > 0 else default_workers()
 
     folders: dict[str, str] = {}
     for split in splits:
         images, annotations, _ = split_files(cfg, split)
         folder = output_folder(cfg, split, args.output)
-        dataset = CocoDetection(images, annotations, filter_empty=False)
-        if args.evaluate:
-            try:
-                summary = proposal_summary(dataset, args.evaluate)
-            except KeyError as e:  # an image without proposals in the file: the message names it
-                raise FileNotFoundError(e.args[0]) from None
-            print(format_summary(split, summary))
-            return
         cache = ProposalCache(folder, params)
-        todo = len(cache.missing(dataset.ids))
-        print(
-            f"{split}: {len(dataset.ids)} images in {annotations}, {len(dataset.ids) - todo} already in "
-            f"{folder}, computing {todo} with {min(workers, max(todo, 1))} process(es)",
-            file=sys.stderr,
-        )
-        try:
-            seconds = compute_missing(dataset, cache, params, workers, progress=not args.no_progress)
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt(f"finished images are kept in {folder}; run again to continue") from None
+        if args.method == "rpn":
+            dataset = rpn_dataset(cfg, images, annotations)
+            todo = len(cache.missing(dataset.ids))
+            done = len(dataset.ids) - todo
+            print(f"{split}: {len(dataset.ids)} images in {annotations}, {done} already in {folder}, "
+                  f"computing {todo} with the RPN on {device}", file=sys.stderr)  # fmt: skip
+            seconds = compute_rpn_missing(
+                model, dataset, cache, device, max_boxes=params["max_boxes"],
+                batch_size=cfg.test.ims_per_batch, progress=not args.no_progress,
+            )  # fmt: skip
+        else:
+            dataset = CocoDetection(images, annotations, filter_empty=False)
+            todo = len(cache.missing(dataset.ids))
+            print(
+                f"{split}: {len(dataset.ids)} images in {annotations}, {len(dataset.ids) - todo} already in "
+                f"{folder}, computing {todo} with {min(workers, max(todo, 1))} process(es)",
+                file=sys.stderr,
+            )
+            try:
+                seconds = compute_missing(dataset, cache, params, workers, progress=not args.no_progress)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(
+                    f"finished images are kept in {folder}; run again to continue"
+                ) from None
         summary = proposal_summary(dataset, folder)
         summary["params"] = params
         summary["images_computed_this_run"] = len(seconds)
@@ -199,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.evaluate and args.split == "both":
         parser.error("--evaluate scores one split: add --split train or --split val")
+    if (args.method == "rpn") != bool(args.checkpoint) and not args.evaluate:
+        parser.error("--method rpn and --checkpoint go together")
+    args.overrides = with_device(args.overrides, args.device)
     return cli.run_tool(lambda: compute(args), debug=args.debug)
 
 

@@ -10,7 +10,9 @@
 
 Writes to ``output.dir``: ``config.yaml`` (the resolved config: repeat the run with
 ``--config output.dir/config.yaml``), ``model_<iter>.pth`` checkpoints and ``last_checkpoint``,
-``model_final.pth``, ``metrics.jsonl`` + TensorBoard events, ``log.txt``, and after the final evaluation
+``model_final.pth``, ``metrics.jsonl`` + TensorBoard events (with ``solver.vis_period=N``, also every N
+iterations a val image with its ground truth and top proposals, and the PR curves after each evaluation:
+:mod:`rcnn.tasks.tensorboard_pictures`), ``log.txt``, and after the final evaluation
 ``detections.json`` (COCO results) and ``metrics.json`` (COCO AP table). An ``output.dir`` that holds a
 previous run (``last_checkpoint``, ``metrics.jsonl`` or ``model_final.pth``) is never reused silently:
 without ``--resume`` or ``--overwrite`` the tool stops with exit 2 (:mod:`rcnn.tasks.run_dir`). On resume
@@ -46,6 +48,7 @@ from rcnn.tasks.detection import (
 from rcnn.tasks.detector_weights import load_detector_weights
 from rcnn.tasks.rcnn2014 import train_rcnn
 from rcnn.tasks.run_dir import check_output_dir
+from rcnn.tasks.tensorboard_pictures import TensorBoardPictures
 from rcnn.tasks.tool_args import (
     add_device_argument,
     add_resume_arguments,
@@ -111,6 +114,7 @@ def train(args: argparse.Namespace) -> None:
             "%d training images, %d val images, %d classes", len(train_set), len(val_set), num_classes
         )
         loader = build_detection_train_loader(cfg, train_set, rank=run.rank, world_size=run.world_size)
+        pictures = TensorBoardPictures(cfg.solver.vis_period, val_set, run.output_dir)
 
         def eval_fn(eval_model: torch.nn.Module) -> dict[str, Any]:
             results: dict[str, Any] = {}
@@ -124,6 +128,7 @@ def train(args: argparse.Namespace) -> None:
                     progress=progress,
                 )
                 logger.info("COCO evaluation on %s:\n%s", cfg.data.val_annotations, format_table(results))
+                pictures.log_pr_curves(val_set.coco, os.path.join(run.output_dir, "detections.json"))
             comm.synchronize()
             return {k: v for k, v in results.items() if k != "per_category"}
 
@@ -135,6 +140,7 @@ def train(args: argparse.Namespace) -> None:
             output_dir=run.output_dir,
             eval_fn=eval_fn,
             extra_state={"metadata": MetadataState(detector_metadata(train_set))},
+            hooks=[pictures],
             progress=progress,
         )
         if args.resume:

@@ -85,3 +85,34 @@ def mabo(
         return mabo_of_best(best)
     classes = np.concatenate([np.asarray(lab).reshape(-1) for lab in labels]) if len(labels) else np.zeros(0)
     return mabo_of_best(best, classes)
+
+
+# --------------------------------------------------------------------- recall against IoU and proposals
+AR_IOUS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))  # 0.5:0.05:0.95, as COCO's and Hosang's AR
+
+
+def best_overlaps_at(proposals: np.ndarray, gts: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """For each ground-truth box its best IoU with the ``n`` best-ranked proposals, for each ``n`` of
+    ``counts``: (P, 4), (G, 4) -> (G, len(counts)) float64 (a count above P uses all P)."""
+    gts = np.asarray(gts, dtype=np.float64).reshape(-1, 4)
+    proposals = np.asarray(proposals, dtype=np.float64).reshape(-1, 4)
+    out = np.zeros((len(gts), len(counts)))
+    if not len(gts) or not len(proposals):
+        return out
+    running = np.maximum.accumulate(box_iou(gts, proposals), axis=1)  # (G, P): best of the first p + 1
+    for j, n in enumerate(counts):
+        if n > 0:
+            out[:, j] = running[:, min(int(n), proposals.shape[0]) - 1]
+    return out
+
+
+def recall_curve(best: np.ndarray, ious: Sequence[float]) -> np.ndarray:
+    """Recall (:func:`recall_of_best`) at each threshold of ``ious`` -> (len(ious),); NaN without ground
+    truth."""
+    return np.asarray([recall_of_best(best, t) for t in ious], dtype=np.float64)
+
+
+def average_recall(best: np.ndarray, ious: Sequence[float] = AR_IOUS) -> float:
+    """Average recall (Hosang et al. 2016): recall averaged over IoU thresholds 0.5:0.05:0.95, which
+    rewards proposals that fit tightly, not only at 0.5. NaN without ground truth."""
+    return float(recall_curve(best, ious).mean()) if np.asarray(best).size else float("nan")
