@@ -165,14 +165,21 @@ def _roi_pool_translation():
 
 
 def export_onnx(
-    model: GeneralizedRCNN, path: str, *, opset: int = 18, example_size: tuple[int, int] = (96, 128)
-):
+    model: GeneralizedRCNN,
+    path: str,
+    *,
+    opset: int = 18,
+    example_size: tuple[int, int] = (96, 128),
+    metadata: dict[str, str] | None = None,
+) -> str:
     """Write ``model``'s inference (:class:`ExportableDetector`) to the ONNX file ``path`` with a dynamic
-    batch, height and width; returns the path. ``example_size``: the (H, W) of the example batch (two
-    random images) the graph is traced with; any size works afterwards."""
-    wrapper = ExportableDetector(model).cpu().eval()
+    batch, height and width; returns the path. The graph is traced on the model's device with a batch of
+    two random images of ``example_size`` (H, W); any size from twice the feature stride up works
+    afterwards. ``metadata``: strings stored in the model's ``metadata_props`` (see :mod:`.onnx_runtime`)."""
+    wrapper = ExportableDetector(model).eval()
+    device = wrapper.model.pixel_mean.device
     h, w = example_size
-    images = torch.rand(2, 3, h, w) * 255  # a batch of 2: a batch of 1 would be specialised to 1
+    images = torch.rand(2, 3, h, w, device=device) * 255  # a batch of 2: a batch of 1 is specialised to 1
     side = 2 * wrapper.model.size_divisibility  # a smaller image would give a 1-cell feature map
     dims = {
         0: torch.export.Dim("batch", min=1, max=MAX_BATCH),
@@ -182,13 +189,14 @@ def export_onnx(
     args: tuple[Tensor, ...] = (images,)
     dynamic: dict[str, dict] = {"images": dims}
     if wrapper.needs_proposals:
-        proposals = torch.tensor([[0, 4, 4, w / 2, h / 2], [1, 8, 8, w - 4, h - 4], [0, 0, 0, w, h]])
+        proposals = torch.tensor(
+            [[0, 4, 4, w / 2, h / 2], [1, 8, 8, w - 4, h - 4], [0, 0, 0, w, h]], device=device
+        )
         args = (images, proposals)
         dynamic["proposals"] = {0: torch.export.Dim("num_proposals", min=0, max=MAX_SIDE * 64)}
-    torch.onnx.export(
+    program = torch.onnx.export(
         wrapper,
         args,
-        path,
         input_names=list(INPUT_NAMES[: len(args)]),
         output_names=list(OUTPUT_NAMES),
         opset_version=opset,
@@ -197,4 +205,12 @@ def export_onnx(
         custom_translation_table=_roi_pool_translation(),
         verbose=False,
     )
+    proto = program.model_proto
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    # optional dependency: onnx comes with the exporter (pip install -e .[export])
+    import onnx
+
+    onnx.save(proto, path)
     return path
