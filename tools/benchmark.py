@@ -28,7 +28,9 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
   set / a pretrained classifier; ``--work-dir DIR`` keeps the runs);
 * ``svd``: truncated SVD of fc6-fc7 at test time (Fast R-CNN, Sec. 3.1) on the AlexNet Fast R-CNN of
   ``configs/fast_rcnn/synthetic_alexnet.yaml``: AP change and speed-up at several ranks (``--svd-run DIR``
-  measures a finished training run; else the classifier, proposals and detector are trained first).
+  measures a finished training run; else the classifier, proposals and detector are trained first);
+* ``onnx`` (:mod:`tools.benchmarks.onnx_inference`): the exported Faster R-CNN in ONNX Runtime against
+  our eager inference, images/s side by side on the same images, detections compared.
 
 Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
 repetition) and reported as medians and ratios from one run, so the load of other processes hits both
@@ -59,7 +61,7 @@ if ROOT not in sys.path:  # run as a script from anywhere: the repository's pack
 
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
-    "generations", "svd",
+    "generations", "svd", "onnx",
 )  # fmt: skip
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 TITLE = "# Benchmarks"
@@ -210,6 +212,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "selective_search": selective_search_section,
     "generations": generations_section,
     "svd": svd_section,
+    "onnx": module_section("onnx_inference"),
 }
 
 
