@@ -160,7 +160,7 @@ def load_backend(args: argparse.Namespace):
             raise FileNotFoundError(f"ONNX model not found: {args.model}")
         if importlib.util.find_spec("onnxruntime") is None:
             raise ConfigError("--backend onnxruntime needs onnxruntime: pip install -e .[export]")
-        # optional dependency (the export extra): imported only for this backend
+        # optional: onnxruntime, the export extra (pip install -e .[export]), only for this backend
         from rcnn.detectors.onnx_runtime import OnnxDetector
 
         device = cfg.solver.device if cfg is not None else (args.device or "cpu")

@@ -152,7 +152,7 @@ class ExportableDetector(nn.Module):
 def _roi_pool_translation():
     """ONNX's MaxRoiPool for ``torchvision::roi_pool`` (the same Caffe rounding as torchvision's kernel):
     onnxscript's own translation takes the arguments of the Python function, not of the op."""
-    # optional dependency: onnxscript comes with the exporter (pip install -e .[export])
+    # optional: onnxscript, the export extra (pip install -e .[export]), only when exporting
     from onnxscript import opset18 as op
 
     def roi_pool(input, rois, spatial_scale: float, pooled_height: int, pooled_width: int):
@@ -209,7 +209,7 @@ def export_onnx(
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    # optional dependency: onnx comes with the exporter (pip install -e .[export])
+    # optional: onnx, the export extra (pip install -e .[export]), only when exporting
     import onnx
 
     onnx.save(proto, path)
