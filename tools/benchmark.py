@@ -28,7 +28,9 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
   set / a pretrained classifier; ``--work-dir DIR`` keeps the runs);
 * ``svd``: truncated SVD of fc6-fc7 at test time (Fast R-CNN, Sec. 3.1) on the AlexNet Fast R-CNN of
   ``configs/fast_rcnn/synthetic_alexnet.yaml``: AP change and speed-up at several ranks (``--svd-run DIR``
-  measures a finished training run; else the classifier, proposals and detector are trained first).
+  measures a finished training run; else the classifier, proposals and detector are trained first);
+* ``onnx`` (:mod:`tools.benchmarks.onnx_inference`): the exported Faster R-CNN in ONNX Runtime against
+  our eager inference, images/s side by side on the same images, detections compared.
 
 * ``proposals``: selective search against a trained Faster R-CNN's RPN proposals for Fast R-CNN:
   recall at 300 proposals, AR@300, and the AP of one Fast R-CNN trained and tested on each.
@@ -65,7 +67,7 @@ from rcnn.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
-    "generations", "svd", "proposals",
+    "generations", "svd", "proposals", "onnx",
 )  # fmt: skip
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 TITLE = "# Benchmarks"
@@ -223,6 +225,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "generations": generations_section,
     "svd": svd_section,
     "proposals": module_section("proposals"),
+    "onnx": module_section("onnx_inference"),
 }
 
 

@@ -15,6 +15,13 @@ or expanded by the shell (``--input val/*.png`` works: a word after ``--input`` 
 an input unless it reads ``section.key=value`` and names no file, then it is a config override).
 ``--device`` overrides ``solver.device``.
 
+``--backend onnxruntime --model model.onnx`` runs a graph of ``tools/export.py`` in ONNX Runtime
+instead, through the same drawing and JSON output; the class names, category ids and test size come
+from the model's metadata (``--config`` is optional then: given, its ``test`` size is used)::
+
+    python tools/infer.py --backend onnxruntime --model outputs/quickstart/model.onnx \
+        --input 'datasets/synthetic/detection/val/*.png' --output outputs/quickstart/infer_onnx
+
 A file that cannot be read as an image (corrupt, or no image at all) is skipped with one ``warning:``
 line and counted; the others are processed. Exit status: 0 when at least one image was read; 2 when none
 could be read or none was found, for a bad config, a missing checkpoint or one that does not fit (one
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import os
 import re
 import sys
@@ -46,6 +54,7 @@ from rcnn.utils.comm import select_device
 from rcnn.utils.io import atomic_write_json
 from rcnn.visualization import draw_detections, write_image
 
+BACKENDS = ("pytorch", "onnxruntime")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+=")  # section.key=value
 
@@ -108,21 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", required=True, help="model_final.pth or a training checkpoint")
+    parser.add_argument("--backend", choices=BACKENDS, default="pytorch",
+                        help="pytorch (--config, --checkpoint) or onnxruntime (--model)")  # fmt: skip
+    parser.add_argument("--checkpoint", help="model_final.pth or a training checkpoint (--backend pytorch)")
+    parser.add_argument("--model", help="an ONNX file of tools/export.py (--backend onnxruntime)")
     parser.add_argument("--input", required=True, nargs="+", metavar="PATH",
                         help="images, folders of images or glob patterns (quoted or expanded)")  # fmt: skip
     parser.add_argument("--output", required=True, help="folder for detections.json and the drawn images")
     parser.add_argument("--score-threshold", type=float, default=0.5)
     add_device_argument(parser)
-    cli.add_config_arguments(parser)
+    cli.add_config_arguments(parser, required=False)
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The arguments, with the words of ``--input`` and the positional words sorted into input specs and
     config overrides (:func:`split_inputs`); ``--device`` becomes the override ``solver.device``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.backend == "pytorch" and not (args.config and args.checkpoint):
+        parser.error("--backend pytorch needs --config and --checkpoint")
+    if args.backend == "onnxruntime" and not args.model:
+        parser.error("--backend onnxruntime needs --model (an ONNX file of tools/export.py)")
     args.input, overrides = split_inputs(args.input, args.overrides)
+    if overrides and not args.config:
+        parser.error(f"config overrides need --config: {' '.join(overrides)}")
     args.overrides = with_device(overrides, args.device)
     return args
 
@@ -131,11 +150,39 @@ def _warn(message: str) -> None:
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
+def load_backend(args: argparse.Namespace):
+    """(detector, its input device, metadata, (test min_size, max_size)) of ``args.backend``: the eager
+    model of ``--config`` / ``--checkpoint``, or an ONNX Runtime session on ``--model``. The detector is
+    called as ``detector([image]) -> [detections]``."""
+    cfg = cli.load_tool_config(args, DetectionConfig) if args.config else None
+    if args.backend == "onnxruntime":
+        if not os.path.isfile(args.model):
+            raise FileNotFoundError(f"ONNX model not found: {args.model}")
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise ConfigError("--backend onnxruntime needs onnxruntime: pip install -e .[export]")
+        # optional: onnxruntime, the export extra (pip install -e .[export]), only for this backend
+        from rcnn.detectors.onnx_runtime import OnnxDetector
+
+        device = cfg.solver.device if cfg is not None else (args.device or "cpu")
+        detector = OnnxDetector(args.model, device=device)
+        if detector.needs_proposals:
+            raise ConfigError(f"{args.model} is a Fast R-CNN graph (proposals as input): infer needs an RPN")
+        meta = detector.metadata
+        size = (cfg.test.min_size, cfg.test.max_size) if cfg is not None else tuple(meta["test_size"])
+        return detector, torch.device("cpu"), meta, size
+    device = select_device(cfg.solver.device)
+    model, meta = load_detector(cfg, args.checkpoint, device)
+    if model.needs_proposals:
+        raise ConfigError(
+            f"tools/infer.py needs a detector with its own proposals; model.type is {cfg.model.type}"
+        )
+    return model, device, meta, (cfg.test.min_size, cfg.test.max_size)
+
+
 def infer(args: argparse.Namespace) -> int:
     """Detect on every readable image of ``args.input``; an unreadable one is skipped with a warning.
     Returns the exit status: 0, or 2 when no image could be read. Other errors are raised for
     :func:`cli.run_tool`."""
-    cfg = cli.load_tool_config(args, DetectionConfig)
     paths, warnings = list_images(args.input)
     for message in warnings:
         _warn(message)
@@ -148,15 +195,10 @@ def infer(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--output {args.output} would overwrite the input image {name}: choose another folder"
             )
-    device = select_device(cfg.solver.device)
-    model, meta = load_detector(cfg, args.checkpoint, device)
-    if model.needs_proposals:
-        raise ConfigError(
-            f"tools/infer.py needs a detector with its own proposals; model.type is {cfg.model.type}"
-        )
+    model, device, meta, (min_size, max_size) = load_backend(args)
     class_names = meta.get("class_names", [])
     label_to_category = {int(k): int(v) for k, v in meta.get("label_to_category", {}).items()}
-    transform = build_detection_transforms(False, [cfg.test.min_size], cfg.test.max_size)
+    transform = build_detection_transforms(False, [min_size], max_size)
     empty = {"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros((0,), np.int64)}
 
     os.makedirs(args.output, exist_ok=True)

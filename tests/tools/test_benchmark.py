@@ -72,3 +72,12 @@ def test_proposal_cache_section_measures_every_worker_count(monkeypatch):
     rates = [float(row.split(" | ")[1]) for row in rows]
     assert all(rate > 0 for rate in rates)
     assert rows[0].endswith("| 1.00 |")
+
+
+def test_onnx_section_runs_for_real(tool, tmp_path):
+    out = tmp_path / "onnx.md"
+    assert tool.main(["--sections", "onnx", "--quick", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "<!-- benchmark:onnx -->" in text and "ONNX Runtime images/s" in text
+    row = next(line for line in text.splitlines() if line.startswith("| Faster R-CNN"))
+    assert row.rstrip(" |").endswith("yes")  # the same detections from both

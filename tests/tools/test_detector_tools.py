@@ -24,6 +24,7 @@ LOSSES = ("loss_rpn_cls", "loss_rpn_box", "loss_cls", "loss_box")
 train_detector = load_tool("train_detector")
 evaluate = load_tool("evaluate")
 infer = load_tool("infer")
+export = load_tool("export")
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +184,38 @@ def test_infer_draws_images_and_writes_coco_results(data, trained, tmp_path, cap
     capsys.readouterr()
     assert infer.main([*args[:4], "--input", str(tmp_path / "nothing*.png"), "--output", str(out)]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_export_then_onnxruntime_infer_writes_the_same_results(data, trained, tmp_path, capsys):
+    """tools/export.py, then tools/infer.py --backend onnxruntime: the same drawn files and detections
+    as the PyTorch backend (boxes to the 0.01 px of the JSON, scores to 1e-4); an existing output file is
+    never written over."""
+    onnx_file = str(tmp_path / "model.onnx")
+    config = os.path.join(trained, "config.yaml")
+    checkpoint = os.path.join(trained, "model_final.pth")
+    assert export.main(["--config", config, "--checkpoint", checkpoint, "--output", onnx_file]) == 0
+    before = os.path.getmtime(onnx_file)
+    capsys.readouterr()
+    assert export.main(["--config", config, "--checkpoint", checkpoint, "--output", onnx_file]) == 2
+    assert "exists" in capsys.readouterr().err and os.path.getmtime(onnx_file) == before
+
+    common = ["--input", data["val_images"], "--score-threshold", "0.0"]
+    eager_out, onnx_out = tmp_path / "eager", tmp_path / "onnx"
+    assert (
+        infer.main(["--config", config, "--checkpoint", checkpoint, *common, "--output", str(eager_out)]) == 0
+    )
+    assert (
+        infer.main(["--backend", "onnxruntime", "--model", onnx_file, *common, "--output", str(onnx_out)])
+        == 0
+    )
+    assert sorted(os.listdir(onnx_out)) == sorted(os.listdir(eager_out))
+    eager = json.load(open(eager_out / "detections.json"))
+    got = json.load(open(onnx_out / "detections.json"))
+    assert len(got) == len(eager) > 0
+    for a, b in zip(got, eager):
+        assert (a["file_name"], a["category_id"], a["category_name"]) == (
+            b["file_name"], b["category_id"], b["category_name"]
+        )  # fmt: skip
+        assert a["bbox"] == pytest.approx(b["bbox"], abs=0.011) and a["score"] == pytest.approx(
+            b["score"], abs=2e-4
+        )
