@@ -60,7 +60,7 @@ class MultiScaleRoIAlign(nn.Module):
             raise ValueError(f"pyramid strides must be consecutive powers of 2, got {list(strides)}")
         self.in_features = list(in_features)
         self.min_level, self.max_level = int(levels[0]), int(levels[-1])
-        self.output_size = output_size
+        self.output_size = (output_size, output_size)
         self.canonical_level, self.canonical_size = canonical_level, canonical_size
         self.poolers = nn.ModuleList(
             RoIAlign(output_size, 1.0 / s, sampling_ratio=sampling_ratio, aligned=aligned) for s in strides
@@ -76,8 +76,7 @@ class MultiScaleRoIAlign(nn.Module):
             - self.min_level
         )  # (R,)
         image_of = torch.cat([torch.full((len(b),), i, device=all_boxes.device) for i, b in enumerate(boxes)])
-        c, s = maps[0].shape[1], self.output_size
-        out = maps[0].new_zeros((len(all_boxes), c, s, s))
+        out = maps[0].new_zeros((len(all_boxes), maps[0].shape[1], *self.output_size))  # (R, C, S, S)
         for level, (feature, pooler) in enumerate(zip(maps, self.poolers)):
             index = torch.nonzero(levels == level).flatten()
             if index.numel() == 0:
