@@ -10,16 +10,24 @@ Submodules:
 
 - :mod:`.base`: ``Backbone``, ``BoxHead``, ``FeatureSpec``, ``freeze_batchnorm``;
 - :mod:`.build`: ``CLASSIFIERS`` (name -> builder), ``build_classifier``, ``build_backbone``,
-  ``accepted_options``, ``related_networks``;
+  ``accepted_options``, ``related_networks``, ``fpn_networks`` (``build_backbone(name, fpn=True)``: C2-C5);
 - :mod:`.weights`: ``load_pretrained`` (torchvision / timm checkpoints, local files), ``describe_mismatch``;
-- one module per network, each with ``CLASSIFIERS`` and ``cut_for_detection``: :mod:`.lenet`,
+- one module per network, each with ``CLASSIFIERS`` and ``cut_for_detection`` (the ResNet family also
+  ``cut_for_fpn``): :mod:`.lenet`,
   :mod:`.alexnet`, :mod:`.zfnet`, :mod:`.vgg`, :mod:`.resnet`, :mod:`.cifar_resnet`, :mod:`.se_resnet`,
   :mod:`.googlenet`;
 - :mod:`.fuse`: folding frozen batch norm into the convolutions; :mod:`.summary`: per-layer table.
 """
 
 from .base import Backbone, BoxHead, FeatureSpec, freeze_batchnorm
-from .build import CLASSIFIERS, accepted_options, build_backbone, build_classifier, related_networks
+from .build import (
+    CLASSIFIERS,
+    accepted_options,
+    build_backbone,
+    build_classifier,
+    fpn_networks,
+    related_networks,
+)
 from .weights import WeightsError, describe_mismatch, load_pretrained
 
 __all__ = [
@@ -31,6 +39,7 @@ __all__ = [
     "build_backbone",
     "build_classifier",
     "describe_mismatch",
+    "fpn_networks",
     "freeze_batchnorm",
     "load_pretrained",
     "related_networks",

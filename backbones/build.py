@@ -1,7 +1,8 @@
 """The networks by name: ``build_classifier(name)`` and ``build_backbone(name)``.
 
 Each network module exposes ``CLASSIFIERS`` (a plain dict name -> builder) and
-``cut_for_detection(model) -> Backbone``; this module gathers them into one dict (no registry).
+``cut_for_detection(model) -> Backbone``; the ResNet family also ``cut_for_fpn(model) -> Backbone``
+(C2-C5 for a Feature Pyramid Network). This module gathers them into plain dicts (no registry).
 """
 
 from __future__ import annotations
@@ -19,16 +20,31 @@ from . import alexnet, cifar_resnet, googlenet, lenet, resnet, se_resnet, vgg, z
 from .base import Backbone, freeze_batchnorm
 from .weights import load_pretrained
 
-__all__ = ["CLASSIFIERS", "accepted_options", "build_backbone", "build_classifier", "related_networks"]
+__all__ = [
+    "CLASSIFIERS",
+    "accepted_options",
+    "build_backbone",
+    "build_classifier",
+    "fpn_networks",
+    "related_networks",
+]
 
 _NETWORK_MODULES = [lenet, alexnet, zfnet, vgg, resnet, cifar_resnet, se_resnet, googlenet]
 
 CLASSIFIERS: dict[str, Callable[..., nn.Module]] = {}
 _CUTTERS: dict[str, Callable[[nn.Module], Backbone]] = {}
+_FPN_CUTTERS: dict[str, Callable[[nn.Module], Backbone]] = {}
 for _module in _NETWORK_MODULES:
     for _name, _builder in _module.CLASSIFIERS.items():
         CLASSIFIERS[_name] = _builder
         _CUTTERS[_name] = _module.cut_for_detection
+        if hasattr(_module, "cut_for_fpn"):
+            _FPN_CUTTERS[_name] = _module.cut_for_fpn
+
+
+def fpn_networks() -> list[str]:
+    """The networks that can be cut for a Feature Pyramid Network (C2-C5): the ResNet family."""
+    return sorted(_FPN_CUTTERS)
 
 
 def _check_name(name: str) -> None:
@@ -94,17 +110,24 @@ def build_backbone(
     frozen_bn: bool = False,
     num_classes: int = 1000,
     weights_key: str = "model.backbone.weights",
+    fpn: bool = False,
     **options: Any,
 ) -> Backbone:
-    """The network ``name`` cut for detection (see :mod:`backbones.base`), optionally initialised from a
+    """The network ``name`` cut for detection (see :mod:`backbones.base`; with ``fpn``, cut for a Feature
+    Pyramid Network: C2-C5 and no region head, ValueError for a network outside :func:`fpn_networks`),
+    optionally initialised from a
     local checkpoint (torchvision/timm state_dict, or a classifier saved by ``tools/train_classifier.py``).
     Problems with ``weights`` raise FileNotFoundError / ValueError starting with ``weights_key``, the
     config key that named the file."""
     _check_name(name)
+    if fpn and name not in _FPN_CUTTERS:
+        raise ValueError(
+            f"{name} has no cut for a Feature Pyramid Network; networks with one: {fpn_networks()}"
+        )
     model = CLASSIFIERS[name](num_classes=num_classes, **options)
     if weights:  # a trunk: the class layers are cut off below, so a different class count is no news
         load_pretrained(model, weights, trunk=True, key=weights_key, alternatives=related_networks(name))
     if frozen_bn:
         freeze_batchnorm(model)
-    backbone = _CUTTERS[name](model)
+    backbone = (_FPN_CUTTERS if fpn else _CUTTERS)[name](model)
     return backbone.freeze(freeze_at)

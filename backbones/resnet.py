@@ -36,6 +36,10 @@ For detection the network is cut in the "C4" way (He et al. 2016, Sec. "Object d
 average pooling applied to 14x14 RoI features (``layer4`` strides them to 7x7). With
 ``replace_stride_with_dilation=[False, True, False]`` the trunk has stride 8: twice the feature resolution
 for small objects, at the cost of running layer3 on 4x the positions (the region head is unchanged).
+
+For a Feature Pyramid Network (Lin et al. 2017) the network is cut with :func:`cut_for_fpn`: the trunk is
+the whole of ``conv1..layer4`` and returns C2-C5 (strides 4, 8, 16, 32); there is no region head (the FPN
+detector brings its own, :class:`rcnn.modeling.box_heads.TwoMLPHead`).
 """
 
 from __future__ import annotations
@@ -278,6 +282,27 @@ def cut_for_detection(model: nn.Module) -> Backbone:
     stages.append(("layer3", model.layer3, s16))
     head = BoxHead(nn.Sequential(model.layer4, nn.AdaptiveAvgPool2d(1)), channels[3], resolution=14)
     return Backbone(stages, {"layer3": channels[2]}, head)
+
+
+def cut_for_fpn(model: nn.Module) -> Backbone:
+    """The cut for a Feature Pyramid Network: trunk ``stem, layer1..layer4`` -> ``{"s4": C2 (N, w * e, H/4,
+    W/4), "s8": C3, "s16": C4, "s32": C5 (N, 8w * e, H/32, W/32)}``, no region head.
+
+    Stages for ``freeze_at``: 0 stem, 1 layer1, ..., 4 layer4 (torchvision's ``trainable_backbone_layers=3``
+    is ``freeze_at=2``). The modules are shared with ``model`` (its ``fc`` is dropped). A dilated network
+    has two stages at one stride, which a pyramid cannot tell apart: ValueError.
+    """
+    if not isinstance(model, ResNet):
+        raise TypeError(f"expected a ResNet, got {type(model).__name__}")
+    if any(model.replace_stride_with_dilation):
+        raise ValueError(
+            "a Feature Pyramid Network needs the strides 4, 8, 16, 32 of C2-C5: "
+            f"replace_stride_with_dilation={model.replace_stride_with_dilation} must be all false"
+        )
+    stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+    names = ["layer1", "layer2", "layer3", "layer4"]
+    stages = [("stem", stem, 4)] + [(n, getattr(model, n), 4 * 2**i) for i, n in enumerate(names)]
+    return Backbone(stages, dict(zip(names, model.stage_channels)), None, out_features=names)
 
 
 _DEPTHS: dict[str, tuple[Block, list[int]]] = {

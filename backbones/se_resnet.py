@@ -16,7 +16,8 @@ Options: those of :mod:`backbones.resnet` (``width``, ``zero_init_residual``, ``
 ``se_reduction`` (16) and ``se_divisor`` (8). The SE modules add about 10% parameters and 0.3%
 multiply-adds to ResNet-50 (28.1M vs 25.6M; 3.87 vs 3.86 G with the paper's stride placement).
 
-For detection the network is cut like a ResNet (:func:`backbones.resnet.cut_for_detection`, "C4").
+For detection the network is cut like a ResNet (:func:`backbones.resnet.cut_for_detection`, "C4"; or
+:func:`backbones.resnet.cut_for_fpn`, C2-C5 for a Feature Pyramid Network).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import Tensor, nn
 from .base import Backbone
 from .resnet import _DEPTHS, Block, ResNet
 from .resnet import cut_for_detection as _cut_resnet
+from .resnet import cut_for_fpn as _cut_resnet_fpn
 
 
 def se_hidden_channels(channels: int, reduction: int = 16, divisor: int = 8) -> int:
@@ -75,6 +77,13 @@ def cut_for_detection(model: nn.Module) -> Backbone:
     if not isinstance(model, SEResNet):
         raise TypeError(f"expected an SEResNet, got {type(model).__name__}")
     return _cut_resnet(model)
+
+
+def cut_for_fpn(model: nn.Module) -> Backbone:
+    """The ResNet cut for a Feature Pyramid Network (C2-C5 at strides 4-32, no region head)."""
+    if not isinstance(model, SEResNet):
+        raise TypeError(f"expected an SEResNet, got {type(model).__name__}")
+    return _cut_resnet_fpn(model)
 
 
 def _build(block: Block, layers: list[int], num_classes: int = 1000, **options) -> SEResNet:

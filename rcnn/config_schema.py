@@ -86,6 +86,10 @@ class RPNConfig:
     nms_thresh: float = checked(0.7, fraction)
     min_size: float = checked(16.0, non_negative)
     smooth_l1_beta: float = 0.1111111111111111
+    # anchors that cross the image boundary take no part in the loss (Ren et al.); torchvision keeps them
+    ignore_cross_boundary: bool = True
+    anchor_offset: float = checked(0.5, fraction)  # centres at (x + offset) * stride; torchvision: 0
+    round_anchors: bool = False  # cell anchors rounded to whole pixels, as torchvision's
 
 
 @dataclass
@@ -94,6 +98,7 @@ class RoIHeadsConfig:
     # 0: the box head's own size (7 for VGG fc6, 14 for ResNet C4 res5)
     pooler_resolution: int = checked(0, non_negative)
     sampling_ratio: int = 2  # roi_align only
+    aligned: bool = True  # roi_align only: half-pixel-corrected sampling (torchvision's FPN: false)
     batch_size_per_image: int = checked(128, positive)
     positive_fraction: float = checked(0.25, fraction)
     fg_iou_thresh: float = checked(0.5, fraction)
@@ -144,8 +149,20 @@ class RCNNConfig:
 
 
 @dataclass
+class FPNConfig:
+    """The Feature Pyramid Network detector (``model.neck: fpn``): pyramid width and box head width."""
+
+    out_channels: int = checked(256, positive)  # channels of every level P2-P6
+    representation_size: int = checked(1024, positive)  # fc6 / fc7 of the TwoMLPHead box head
+
+
+@dataclass
 class ModelConfig:
     type: Literal["faster_rcnn", "fast_rcnn", "rcnn"] = "faster_rcnn"
+    # "none": the backbone's C4 cut (its last stage as region head); "fpn": a Feature Pyramid Network on
+    # C2-C5 with a two-fc box head (ResNet family; one anchor size per level P2-P6 in rpn.anchor_sizes)
+    neck: Literal["none", "fpn"] = "none"
+    fpn: FPNConfig = field(default_factory=FPNConfig)
     num_classes: int = checked(0, non_negative)  # 0: the number of categories of the training set
     weights: str = ""  # a trained detector (.pth) to start a new training from (tasks/detector_weights.py)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

@@ -8,6 +8,10 @@ With a ``proposal_generator`` (an RPN) the model is Faster R-CNN (Ren et al., 20
 Fast R-CNN (Girshick, 2015) and reads precomputed proposals: ``targets[i]["proposals"]`` in training,
 ``model(images, proposals=[...])`` in eval. The model normalises and pads; it never resizes, so boxes in
 and out are in the pixels of the images passed in.
+
+A trunk with one output (the C4 design) hands that map, ``(N, C, H/stride, W/stride)``, to the RPN and
+the RoI heads; a trunk with several (a feature pyramid, :class:`rcnn.modeling.fpn.FPN`) hands them the
+whole ``{name: (N, C, H_l, W_l)}`` dict, and each reads the levels it was built for.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class GeneralizedRCNN(nn.Module):
     images: N tensors (3, H_i, W_i), RGB 0..255, sizes may differ; targets: N dicts with ``boxes`` (G, 4)
     xyxy and ``labels`` (G,) in 1..K (crowd boxes, ``iscrowd == 1``, and empty boxes are left out of
     training). pixel_mean / pixel_std: RGB in 0..255. The batch is padded at the bottom and right to a
-    multiple of ``size_divisibility`` (default: the feature stride), so coordinates are unchanged.
+    multiple of ``size_divisibility`` (default: the coarsest feature stride), so coordinates are unchanged.
     ``needs_proposals``: True without a ``proposal_generator`` (Fast R-CNN).
     """
 
@@ -50,6 +54,7 @@ class GeneralizedRCNN(nn.Module):
         self.roi_heads = roi_heads
         shapes = backbone.output_shape()
         self.in_feature = max(shapes, key=lambda name: shapes[name].stride)  # the coarsest map
+        self.multi_level = len(shapes) > 1  # a pyramid: the heads take the dict of levels
         self.size_divisibility = size_divisibility or shapes[self.in_feature].stride
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), False)
@@ -70,7 +75,9 @@ class GeneralizedRCNN(nn.Module):
         if self.training:
             targets = self.training_targets(images, targets)
         batch, image_sizes = self.preprocess(images)  # (N, 3, H, W)
-        features = self.backbone(batch)[self.in_feature]  # (N, C, H/stride, W/stride)
+        features = self.backbone(batch)  # {name: (N, C, H_l, W_l)}
+        if not self.multi_level:
+            features = features[self.in_feature]  # (N, C, H/stride, W/stride)
         if self.proposal_generator is not None:
             if proposals is not None:
                 raise ValueError("this model has an RPN; 'proposals' are only for Fast R-CNN (no RPN)")

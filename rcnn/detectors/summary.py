@@ -187,12 +187,14 @@ def summarize_detector(
         with torch.no_grad():
             image = torch.zeros((1, 3, *padded), device=device)
             trunk_macs = count_macs(lambda: model.backbone(image))
-            features: Tensor = model.backbone(image)[model.in_feature]  # (1, C, H/s, W/s)
+            outputs = model.backbone(image)
+            levels = list(outputs.values()) if model.multi_level else [outputs[model.in_feature]]
+            features: Tensor = levels[0]  # (1, C, H/s, W/s); a pyramid: its finest level
             rois = torch.zeros((num_rois, channels, *resolution), device=device)  # (R, C, S, S)
             region_macs = count_macs(lambda: box_head(rois))
             box_features = box_head(rois)  # (R, D)
             predictor_macs = count_macs(lambda: predictor(box_features))
-            rpn_macs = count_macs(lambda: rpn.head(features)) if rpn is not None else 0
+            rpn_macs = sum(count_macs(lambda f=f: rpn.head(f)) for f in levels) if rpn is not None else 0
 
         # activations: backbones.summary's rule; each part's input is counted by the part that made it
         trunk_act = summarize(model.backbone, (3, *padded)).activations  # input image included
@@ -210,7 +212,9 @@ def summarize_detector(
         }
         if rpn is not None:
             feat_shape = tuple(features.shape)
-            rpn_act = summarize(rpn.head, feat_shape[1:]).activations - math.prod(feat_shape[1:])
+            rpn_act = sum(
+                summarize(rpn.head, tuple(f.shape[1:])).activations - math.prod(f.shape[1:]) for f in levels
+            )
             parts["rpn"] = PartSummary("rpn", _params(rpn), rpn_macs, rpn_act, feat_shape)
         parts["region_head"] = PartSummary(
             "region_head", _params(box_head), region_macs, per_roi * num_rois, tuple(rois.shape)

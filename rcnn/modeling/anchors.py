@@ -15,11 +15,12 @@ import torch
 from torch import Tensor, nn
 
 
-def cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> Tensor:
+def cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float], rounded: bool = False) -> Tensor:
     """(A, 4) xyxy anchors centred on (0, 0), size-major: for each size, one anchor per aspect ratio.
 
     An anchor of size ``s`` and ratio ``r = h / w`` has area ``s ** 2``:
-    ``w = s / sqrt(r)``, ``h = s * sqrt(r)``.
+    ``w = s / sqrt(r)``, ``h = s * sqrt(r)``. ``rounded``: corners rounded to whole pixels, as
+    torchvision's ``AnchorGenerator`` does (its checkpoints were trained with those anchors).
     """
     anchors = []
     for size in sizes:
@@ -27,7 +28,15 @@ def cell_anchors(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> Tens
             w = size / math.sqrt(ratio)
             h = size * math.sqrt(ratio)
             anchors.append([-w / 2, -h / 2, w / 2, h / 2])
-    return torch.tensor(anchors, dtype=torch.float32)
+    out = torch.tensor(anchors, dtype=torch.float32)
+    if rounded:  # torchvision computes in float32 and rounds half to even
+        ratios = torch.as_tensor(aspect_ratios, dtype=torch.float32)
+        scales = torch.as_tensor(sizes, dtype=torch.float32)
+        h_ratios = torch.sqrt(ratios)
+        ws = (scales[:, None] / h_ratios[None, :]).reshape(-1)  # size-major
+        hs = (scales[:, None] * h_ratios[None, :]).reshape(-1)
+        out = (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
+    return out
 
 
 class AnchorGenerator(nn.Module):
@@ -35,13 +44,19 @@ class AnchorGenerator(nn.Module):
 
     sizes: anchor sides in input pixels (area ``size ** 2``); aspect_ratios: ``h / w``; stride: input pixels
     per feature cell. ``offset`` places the anchor centres at ``(x + offset) * stride``: 0.5 (default) is the
-    centre of the cell, which is where the receptive field of a padded conv net is centred.
+    centre of the cell, which is where the receptive field of a padded conv net is centred; torchvision
+    uses 0 and ``rounded`` cell anchors (:func:`cell_anchors`).
 
     ``forward(feature (N, C, H, W)) -> (H * W * A, 4)`` xyxy, cached per feature size and device.
     """
 
     def __init__(
-        self, sizes: Sequence[float], aspect_ratios: Sequence[float], stride: int, offset: float = 0.5
+        self,
+        sizes: Sequence[float],
+        aspect_ratios: Sequence[float],
+        stride: int,
+        offset: float = 0.5,
+        rounded: bool = False,
     ):
         super().__init__()
         if not sizes or not aspect_ratios:
@@ -50,7 +65,9 @@ class AnchorGenerator(nn.Module):
         self.aspect_ratios = tuple(float(r) for r in aspect_ratios)
         self.stride = int(stride)
         self.offset = float(offset)
-        self.register_buffer("cell_anchors", cell_anchors(self.sizes, self.aspect_ratios), persistent=False)
+        self.rounded = bool(rounded)
+        cells = cell_anchors(self.sizes, self.aspect_ratios, self.rounded)
+        self.register_buffer("cell_anchors", cells, persistent=False)
         self._cache: dict[tuple[int, int, torch.device], Tensor] = {}
 
     @property
@@ -77,3 +94,40 @@ class AnchorGenerator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"sizes={self.sizes}, aspect_ratios={self.aspect_ratios}, stride={self.stride}"
+
+
+class PyramidAnchorGenerator(nn.Module):
+    """One :class:`AnchorGenerator` per pyramid level: ``sizes[l]`` (FPN: one size per level) at
+    ``strides[l]``, the same ``aspect_ratios``, ``offset`` and ``rounded`` everywhere.
+
+    ``forward(features [(N, C, H_l, W_l), ...]) -> [(H_l * W_l * A, 4), ...]``, one tensor per level.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[Sequence[float]],
+        aspect_ratios: Sequence[float],
+        strides: Sequence[int],
+        offset: float = 0.5,
+        rounded: bool = False,
+    ):
+        super().__init__()
+        if len(sizes) != len(strides):
+            raise ValueError(
+                f"one group of anchor sizes per level: {len(sizes)} groups, {len(strides)} levels"
+            )
+        self.levels = nn.ModuleList(
+            AnchorGenerator(s, aspect_ratios, stride, offset, rounded) for s, stride in zip(sizes, strides)
+        )
+        counts = {g.num_anchors_per_location for g in self.levels}
+        if len(counts) != 1:
+            raise ValueError(
+                f"every level needs as many anchors per position (one shared head), got {counts}"
+            )
+
+    @property
+    def num_anchors_per_location(self) -> int:
+        return self.levels[0].num_anchors_per_location
+
+    def forward(self, features: list[Tensor]) -> list[Tensor]:
+        return [generator(feature) for generator, feature in zip(self.levels, features)]

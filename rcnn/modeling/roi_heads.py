@@ -49,10 +49,12 @@ class FastRCNNPredictor(nn.Module):
 
 
 class RoIHeads(nn.Module):
-    """``forward(features (N, C, H, W), proposals, image_sizes, targets=None) -> (detections, losses)``.
+    """``forward(features (N, C, H, W), proposals, image_sizes, targets=None) -> (detections, losses)``;
+    features may also be a dict of pyramid levels, which the pooler reads.
 
     pooler: RoIPool / RoIAlign module (``(features, list of (R_i, 4)) -> (R, C, S, S)``, with its spatial
-    scale set); box_head: ``(R, C, S, S) -> (R, D)``; predictor: :class:`FastRCNNPredictor`. Training returns
+    scale set) or :class:`~rcnn.modeling.poolers.MultiScaleRoIAlign` (``({name: (N, C, H_l, W_l)}, ...)``);
+    box_head: ``(R, C, S, S) -> (R, D)``; predictor: :class:`FastRCNNPredictor`. Training returns
     ``([], {"loss_cls", "loss_box"})``, eval ``(detections per image, {})``.
     """
 
@@ -99,7 +101,7 @@ class RoIHeads(nn.Module):
 
     def forward(
         self,
-        features: Tensor,
+        features: Tensor | dict[str, Tensor],
         proposals: list[Tensor],
         image_sizes: list[tuple[int, int]],
         targets: list[Target] | None = None,
