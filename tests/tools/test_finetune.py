@@ -3,13 +3,13 @@ tools/train_detector.py on a 2-class subset with other category ids."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 
 import pytest
 import torch
+from helpers.tools import load_tool
 
 from rcnn.config import ConfigError, load_config
 from rcnn.config_schema import DetectionConfig
@@ -21,14 +21,6 @@ from rcnn.tasks.detector_weights import CLASS_LAYERS, load_detector_weights
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "faster_rcnn", "synthetic_resnet18.yaml")
 SIZE = 64
-
-
-def _tool():
-    path = os.path.join(ROOT, "tools", "train_detector.py")
-    spec = importlib.util.spec_from_file_location("tool_train_detector", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def overrides(train_images: str, train_json: str, val_json: str, out: str, max_iter: int) -> list[str]:
@@ -81,7 +73,7 @@ def runs(tmp_path_factory):
         root / "data", num_train=8, num_val=2, image_size=SIZE, seed=3, min_objects=1, max_objects=2,
         min_scale=0.35, max_scale=0.6, workers=1,
     )  # fmt: skip
-    train = _tool()
+    train = load_tool("train_detector")
     source = str(root / "source")
     args = overrides(data["train_images"], data["train_annotations"], data["val_annotations"], source, 4)
     assert train.main(["--config", CONFIG, "--no-progress", *args]) == 0

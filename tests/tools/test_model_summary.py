@@ -91,7 +91,7 @@ def test_detector_config_runs_as_a_script():
 
 
 def test_detector_errors(capsys):
-    tool = _tool()
+    tool = load_tool("model_summary")
     config = str(ROOT / "configs" / "faster_rcnn" / "synthetic_resnet18.yaml")
     assert tool.main(["--config", config, "data.train_annotations=missing.json", "--device", "meta"]) == 2
     assert "pass --num-classes" in capsys.readouterr().err

@@ -5,7 +5,6 @@ traceback, and that the files present before are byte-identical after."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -14,6 +13,7 @@ import sys
 
 import cv2
 import pytest
+from helpers.tools import load_tool
 
 from rcnn.data.synthetic import make_detection_dataset
 from rcnn.engine.checkpoint import LAST_CHECKPOINT
@@ -223,9 +223,7 @@ def test_infer_never_writes_over_an_input(trained, mixed_inputs):
 
 
 def test_infer_split_inputs_and_output_names():
-    spec = importlib.util.spec_from_file_location("tool_infer", os.path.join(ROOT, "tools", "infer.py"))
-    infer = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(infer)
+    infer = load_tool("infer")
     specs, overrides = infer.split_inputs(["x/a.png", "b=c.png", "test.min_size=64"], ["y/", "solver.seed=1"])
     assert specs == ["x/a.png", "b=c.png", "y/"] and overrides == ["test.min_size=64", "solver.seed=1"]
     names = infer.output_names(["x/a.png", "x/a.jpg", "y/a.png", "z/A.png", "w/detections.json"])
@@ -233,11 +231,7 @@ def test_infer_split_inputs_and_output_names():
 
 
 def test_benchmark_writes_docs_only_when_asked(monkeypatch, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "tool_benchmark", os.path.join(ROOT, "tools", "benchmark.py")
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("benchmark")
     monkeypatch.setitem(tool.RUNNERS, "ops", lambda args: "## Ops\n\nmeasured\n")
     docs = os.path.join(ROOT, "docs", "benchmarks.md")
     before = hashes(os.path.dirname(docs))
