@@ -77,7 +77,9 @@ def test_second_run_reuses_the_finished_stages(run, caplog):
     finetuned = os.path.getmtime(os.path.join(out, "finetune", "model_final.pth"))
     first = json.load(open(os.path.join(out, "metrics.json")))
     with caplog.at_level("INFO"):
-        assert load_tool("train_detector").main(["--config", CONFIG, "--no-progress", *run["overrides"]]) == 0
+        # a run in a folder that holds one continues it (--resume), never silently over it
+        tool = load_tool("train_detector")
+        assert tool.main(["--config", CONFIG, "--no-progress", "--resume", *run["overrides"]]) == 0
     assert "fine-tuning already done" in caplog.text and "is complete" in caplog.text
     assert os.path.getmtime(os.path.join(out, "finetune", "model_final.pth")) == finetuned
     assert {n: os.path.getmtime(os.path.join(features, n)) for n in os.listdir(features)} == before
@@ -90,6 +92,6 @@ def test_evaluate_tool_loads_the_saved_rcnn(run, tmp_path):
     overrides = [o for o in run["overrides"] if not o.startswith("output.dir=")] + [f"output.dir={out}"]
     checkpoint = os.path.join(run["out"], "model_final.pth")
     assert load_tool("evaluate").main(["--config", CONFIG, "--checkpoint", checkpoint, *overrides]) == 0
-    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    metrics = json.load(open(os.path.join(out, "eval", "metrics.json")))  # evaluate's own folder
     trained = json.load(open(os.path.join(run["out"], "metrics.json")))
     assert metrics["AP"] == pytest.approx(trained["AP"])

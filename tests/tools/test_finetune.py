@@ -44,7 +44,7 @@ def overrides(train_images: str, train_json: str, val_json: str, out: str, max_i
         "solver.ims_per_batch=2",
         "solver.warmup_iters=2",
         "solver.base_lr=0.02",
-        "solver.steps=[1000]",
+        "solver.steps=[]",  # a constant lr after warm-up
         f"solver.max_iter={max_iter}",
         "solver.log_period=1",
         f"solver.checkpoint_period={max_iter}",

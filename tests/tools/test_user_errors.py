@@ -23,7 +23,7 @@ def detector_args(data: dict[str, str], out: Path, *extra: str) -> list[str]:
         f"data.val_images={data['val_images']}", f"data.val_annotations={data['val_annotations']}",
         "data.min_size=[64]", "data.max_size=64", "data.num_workers=0", "test.min_size=64",
         "test.max_size=64", "model.backbone.options={width: 8}", "model.rpn.anchor_sizes=[16,32]",
-        "solver.device=cpu", "solver.ims_per_batch=2", "solver.max_iter=2", "solver.warmup_iters=1",
+        "solver.device=cpu", "solver.ims_per_batch=2", "solver.max_iter=2", "solver.steps=[]", "solver.warmup_iters=1",
         f"output.dir={out}", *extra,
     ]  # fmt: skip
 
