@@ -18,8 +18,6 @@ from rcnn.modeling.roi_heads import FastRCNNPredictor
 from rcnn.modeling.svd import TruncatedSVDLinear
 from tools.benchmarks import svd
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark.py"
-
 
 class _Heads(nn.Module):
     def __init__(self) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rcnn.utils import io as ckpt_mod  # the atomic write the Checkpointer goes through
 from rcnn.engine.checkpoint import LAST_CHECKPOINT, Checkpointer
+from rcnn.utils import io as ckpt_mod  # the atomic write the Checkpointer goes through
 from rcnn.utils.io import atomic_save, load_checkpoint
 from rcnn.utils.rng import capture_rng_state, restore_rng_state
 

@@ -6,8 +6,8 @@ import torch
 
 from rcnn.config_schema import DetectionConfig
 from rcnn.detectors.build import build_detector
-from rcnn.tasks.detection import load_detector
 from rcnn.modeling.svd import TruncatedSVDLinear
+from rcnn.tasks.detection import load_detector
 
 
 def lenet_config() -> DetectionConfig:

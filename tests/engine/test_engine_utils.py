@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from rcnn.utils import comm as du
 from rcnn.engine.logging import MetricsWriter, read_metrics, setup_logger
 from rcnn.engine.optim import build_sgd
+from rcnn.utils import comm as du
 
 
 def test_build_sgd_groups_and_frozen_parameters():

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers.reference_ops import iou_pair
 
 from rcnn.ops import (
     box_area,
@@ -13,7 +14,6 @@ from rcnn.ops import (
     clip_boxes_to_image,
     remove_small_boxes,
 )
-from helpers.reference_ops import iou_pair
 
 
 def random_boxes(n: int, seed: int = 0, size: float = 100.0) -> torch.Tensor:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torchvision
+from helpers.reference_ops import batched_nms_reference, nms_reference
 
 from rcnn.ops import batched_nms, nms
-from helpers.reference_ops import batched_nms_reference, nms_reference
 
 
 def random_detections(n: int, seed: int, size: float = 200.0, max_wh: float = 60.0):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torchvision
+from helpers.reference_ops import _round_half_away, roi_align_reference, roi_pool_reference
 
 from rcnn.ops import RoIAlign, RoIPool, roi_align, roi_pool
-from helpers.reference_ops import _round_half_away, roi_align_reference, roi_pool_reference
 
 
 def features(seed: int = 0, n: int = 2, c: int = 3, h: int = 10, w: int = 12, dtype=torch.float64):

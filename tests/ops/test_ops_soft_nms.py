@@ -4,9 +4,9 @@ import math
 
 import pytest
 import torch
+from helpers.reference_ops import soft_nms_reference
 
 from rcnn.ops import batched_soft_nms, nms, soft_nms
-from helpers.reference_ops import soft_nms_reference
 
 
 def clustered_detections(n: int, seed: int, clusters: int = 12):

@@ -38,7 +38,8 @@ def test_run_reports_speed_and_quality(monkeypatch, capsys, tmp_path):
     small = np.ascontiguousarray(load_photo("chelsea")[::3, ::3])
     monkeypatch.setattr("tools.benchmarks.selective_search.load_photo", lambda name: small)
     monkeypatch.setattr(
-        "tools.benchmarks.composites.load_photo", lambda name: np.ascontiguousarray(load_photo(name)[::3, ::3])
+        "tools.benchmarks.composites.load_photo",
+        lambda name: np.ascontiguousarray(load_photo(name)[::3, ::3]),
     )
     result = run(
         "single",

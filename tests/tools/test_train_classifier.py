@@ -95,7 +95,8 @@ def test_one_epoch_writes_config_checkpoints_metrics(one_epoch, data_root):
 
 def test_classifier_loads_as_detector_backbone(one_epoch):
     final = torch.load(os.path.join(one_epoch, "model_final.pth"), weights_only=True)
-    with warnings.catch_warnings():  # 9 classes vs the builder's 1000: the cut trunk never uses fc, no warning
+    # 9 classes vs the builder's 1000: the cut trunk never uses fc, so no warning
+    with warnings.catch_warnings():
         warnings.simplefilter("error")
         trunk = backbones.build_backbone(
             final["name"], weights=os.path.join(one_epoch, "model_final.pth"), **final["options"]
