@@ -7,7 +7,8 @@
 
 Each step runs as its own command, printed before it runs, so any step can be repeated by hand.
 Outputs go to ``--output`` (default ``outputs/quickstart``): ``classifier/``, ``detector/`` (with
-``metrics.json``), ``infer/`` (drawn PNGs and ``detections.json``) and ``summary.json``.
+``metrics.json``), ``infer/`` (drawn PNGs and ``detections.json``) and ``summary.json``. An ``--output``
+that holds an earlier job's runs is refused (exit 2) unless ``--overwrite`` asks to train again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import subprocess
 import sys
 import time
 from typing import TextIO
+
+from rcnn.tasks.run_dir import previous_run_files
+from rcnn.utils.io import atomic_write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSIFIER_CONFIG = os.path.join("configs", "classification", "synthetic_resnet18.yaml")
@@ -80,7 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides for the detector config")  # fmt: skip
     parser.add_argument("--num-drawn", type=int, default=8, help="val images to draw detections on")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="train again over the runs of an earlier job in --output"
+    )
     args = parser.parse_args(argv)
+    earlier = [
+        os.path.join(args.output, step)
+        for step in ("classifier", "detector")
+        if previous_run_files(os.path.join(ROOT, args.output, step))
+    ]
+    if earlier and not args.overwrite:  # never silently over an earlier job's runs
+        print(
+            f"error: {' and '.join(earlier)} hold an earlier job's runs: give another --output, "
+            "or --overwrite to train again",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return run_job(args)
     except StepFailed as err:
@@ -93,6 +112,7 @@ def run_job(args: argparse.Namespace) -> int:
     out = args.output
     data = args.data
     timings: dict[str, float] = {}
+    overwrite = ["--overwrite"] if args.overwrite else []
     timings["data"] = run_step(
         "generate the synthetic data",
         synthetic_data_args(
@@ -105,7 +125,7 @@ def run_job(args: argparse.Namespace) -> int:
         "pretrain the backbone as a classifier",
         ["tools/train_classifier.py", "--config", CLASSIFIER_CONFIG,
          f"data.root={data}/classification", f"output.dir={classifier_dir}", f"solver.seed={args.seed}",
-         *args.classifier],
+         *overwrite, *args.classifier],
     )  # fmt: skip
     detector_dir = os.path.join(out, "detector")
     det = f"{data}/detection"
@@ -115,7 +135,7 @@ def run_job(args: argparse.Namespace) -> int:
          f"model.backbone.weights={classifier_dir}/model_final.pth",
          f"data.train_images={det}/train", f"data.train_annotations={det}/train.json",
          f"data.val_images={det}/val", f"data.val_annotations={det}/val.json",
-         f"output.dir={detector_dir}", f"solver.seed={args.seed}", *args.detector],
+         f"output.dir={detector_dir}", f"solver.seed={args.seed}", *overwrite, *args.detector],
     )  # fmt: skip
     val_images = sorted(glob.glob(os.path.join(ROOT, det, "val", "*.png")))[: args.num_drawn]
     draw_dir = os.path.join(out, "infer", "images")
@@ -140,8 +160,7 @@ def run_job(args: argparse.Namespace) -> int:
         "classifier": classifier_metrics,
         "detector": {k: metrics[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl") if k in metrics},
     }
-    with open(os.path.join(ROOT, out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
+    atomic_write_json(summary, os.path.join(ROOT, out, "summary.json"))
     print("\n== summary")
     print(json.dumps(summary, indent=2))
     print(f"drawn detections: {os.path.join(out, 'infer')}")

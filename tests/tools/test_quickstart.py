@@ -71,3 +71,15 @@ def test_detector_ap50_clearly_above_zero(run):
     # 96 training images and 600 iterations generalise poorly (AP50 0.08-0.14 in the runs of this size
     # measured so far): the bound asks for detections that were learned, not a figure.
     assert detector["AP50"] > 0.04, detector
+
+
+def test_an_earlier_job_is_never_trained_over(tmp_path, capsys):
+    detector = tmp_path / "run" / "detector"
+    detector.mkdir(parents=True)
+    (detector / "metrics.jsonl").write_text('{"iteration": 1}\n')
+    args = ["--output", str(tmp_path / "run"), "--data", str(tmp_path / "data")]
+    assert load_tool("quickstart").main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "detector" in line and "--overwrite" in line and "--output" in line
+    assert (detector / "metrics.jsonl").read_text() == '{"iteration": 1}\n'
+    assert not (tmp_path / "data").exists()  # stopped before the first step
