@@ -96,6 +96,9 @@ def page(sections: list[tuple[Section, float, str]], images_dir: str) -> str:
         f"{torch.__version__}, {torch.get_num_threads()} torch thread(s), "
         f"{datetime.date.today().isoformat()}.",
     ]
+    missing = [name for name in EXPERIMENTS if name not in {section.name for section, _, _ in sections}]
+    if missing:
+        parts += ["", f"Not measured in this run (no figures for them here): {', '.join(missing)}."]
     for section, seconds, command in sections:
         body = section.markdown.replace("](", f"]({images_dir}/") if images_dir else section.markdown
         parts += ["", f"## {section.title}", "", body, "", f"Command: `{command}` ({seconds:.0f} s)."]
@@ -129,11 +132,16 @@ def run_all(args: argparse.Namespace) -> None:
             extra = f" --checkpoint {args.checkpoint}" if name == "filters" and args.checkpoint else ""
             done.append((section, seconds, f"python tools/experiments.py {name}{quick}{extra}"))
             print(f"## {section.title}\n\n{section.markdown}\n\n({seconds:.0f} s)\n", flush=True)
-    if args.all:
-        doc = os.path.join(os.path.dirname(os.path.abspath(output)), "experiments.md")
-        images_dir = os.path.relpath(os.path.abspath(output), os.path.dirname(doc))
-        atomic_write_text(page(done, images_dir), doc)
-        print(f"wrote {doc}")
+            if args.all:  # the page after every experiment: a long run stopped early keeps what it measured
+                write_page(done, output)
+
+
+def write_page(done: list[tuple[Section, float, str]], output: str) -> None:
+    """``experiments.md`` beside the pictures' folder ``output``, its links relative to the page."""
+    doc = os.path.join(os.path.dirname(os.path.abspath(output)), "experiments.md")
+    images_dir = os.path.relpath(os.path.abspath(output), os.path.dirname(doc))
+    atomic_write_text(page(done, images_dir), doc)
+    print(f"wrote {doc}")
 
 
 if __name__ == "__main__":
