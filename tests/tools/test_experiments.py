@@ -40,7 +40,7 @@ def run(tool, capsys, name, tmp_path, *extra):
 
 def test_degradation(tool, capsys, tmp_path):
     out = run(tool, capsys, "degradation", tmp_path)
-    assert png_size(tmp_path / "degradation.png") == (500, 400)
+    assert png_size(tmp_path / "degradation.png") == (700, 450)
     rows = [r for r in table_rows(out) if r in ("plain20", "plain56", "resnet20", "resnet56")]
     assert rows == ["plain20", "plain56", "resnet20", "resnet56"]
     assert out.count("training error:") == 2  # both findings stated, shown or not

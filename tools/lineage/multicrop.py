@@ -63,6 +63,15 @@ def crops_144(image: Tensor, resize: int, crop: int) -> list[Tensor]:
 SCHEMES = {1: crops_1, 10: crops_10, 144: crops_144}
 
 
+def chance_note(what: str, chance: float) -> str:
+    return (
+        f"{what} is still at chance level (top-1 error {100 * chance:.1f}%: one class in "
+        f"{round(1 / (1 - chance))}) after this short training, so these figures say nothing about "
+        "the crops: a longer training (more epochs, `solver.epochs=`) is needed before the comparison means "
+        "anything."
+    )
+
+
 @torch.inference_mode()
 def multicrop_scores(
     model: nn.Module, data: TensorSet, crops: int, resize: int, crop: int, mean: list[float], std: list[float]
@@ -99,13 +108,14 @@ def run(output_dir: str, quick: bool = False, work_dir: str | None = None) -> Se
     val = load_imagefolder(os.path.join(root, "val"))
     if quick:
         val = TensorSet(val.images[:3], val.labels[:3], val.classes)
-    rows = []
+    rows, top1 = [], []
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]  # the config's (ImageNet's) normalisation
     for crops in SCHEMES:
         start = time.perf_counter()
         scores = multicrop_scores(model, val, crops, 72, 64, mean, std)
         seconds = time.perf_counter() - start
         err = topk_errors(scores, val.labels)
+        top1.append(err["top1_err"])
         paper = f"{PAPER[crops]:.2f}" if crops in PAPER else "—"
         rows.append(
             [
@@ -134,4 +144,7 @@ def run(output_dir: str, quick: bool = False, work_dir: str | None = None) -> Se
             rows,
         ),
     ]
+    chance = 1 - 1 / len(val.classes)
+    if min(top1) >= chance - 1e-9:
+        text += ["", chance_note("This GoogLeNet", chance)]
     return Section("multicrop", "Multi-crop testing", "\n".join(text), [])
