@@ -37,6 +37,7 @@ from rcnn.tasks import cli
 from rcnn.tasks.detection import load_detector
 from rcnn.tasks.tool_args import add_device_argument, with_device
 from rcnn.utils.comm import select_device
+from rcnn.utils.io import atomic_write_bytes
 
 EXPORT_MODULES = ("onnx", "onnxscript")
 
@@ -77,17 +78,12 @@ def export(args: argparse.Namespace) -> int:
         "test_size": json.dumps([cfg.test.min_size, cfg.test.max_size]),
         "model_type": json.dumps(cfg.model.type),
     }
-    folder = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".{os.path.basename(args.output)}.partial")
     size = (cfg.test.min_size, cfg.test.max_size)
-    try:
-        with torch.no_grad():
-            export_onnx(model, partial, opset=args.opset, example_size=size, metadata=metadata)
-        os.replace(partial, args.output)  # a complete file or none
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    with torch.no_grad():  # a complete file or none
+        atomic_write_bytes(
+            lambda f: export_onnx(model, f, opset=args.opset, example_size=size, metadata=metadata),
+            args.output,
+        )
     print(f"exported {cfg.model.type} (opset {args.opset}) -> {args.output}", file=sys.stderr)
     return cli.EXIT_OK
 

@@ -24,6 +24,7 @@ score order (so ``image_index == i`` selects image i's detections in the eager m
 from __future__ import annotations
 
 import copy
+from typing import BinaryIO
 
 import torch
 import torch.nn.functional as F
@@ -166,14 +167,14 @@ def _roi_pool_translation():
 
 def export_onnx(
     model: GeneralizedRCNN,
-    path: str,
+    path: str | BinaryIO,
     *,
     opset: int = 18,
     example_size: tuple[int, int] = (96, 128),
     metadata: dict[str, str] | None = None,
-) -> str:
-    """Write ``model``'s inference (:class:`ExportableDetector`) to the ONNX file ``path`` with a dynamic
-    batch, height and width; returns the path. The graph is traced on the model's device with a batch of
+) -> str | BinaryIO:
+    """Write ``model``'s inference (:class:`ExportableDetector`) to the ONNX file ``path`` (a path or a
+    binary file object) with a dynamic batch, height and width; returns ``path``. The graph is traced on the model's device with a batch of
     two random images of ``example_size`` (H, W); any size from twice the feature stride up works
     afterwards. ``metadata``: strings stored in the model's ``metadata_props`` (see :mod:`.onnx_runtime`)."""
     wrapper = ExportableDetector(model).eval()
