@@ -176,7 +176,8 @@ def export_onnx(
     """Write ``model``'s inference (:class:`ExportableDetector`) to the ONNX file ``path`` (a path or a
     binary file object) with a dynamic batch, height and width; returns ``path``. The graph is traced on
     the model's device with a batch of two random images of ``example_size`` (H, W); any size from twice
-    the feature stride up works afterwards. ``metadata``: strings stored in the model's ``metadata_props`` (see :mod:`.onnx_runtime`)."""
+    the feature stride up works afterwards. ``metadata``: strings stored in the model's ``metadata_props``
+    (see :mod:`.onnx_runtime`)."""
     wrapper = ExportableDetector(model).eval()
     device = wrapper.model.pixel_mean.device
     h, w = example_size
