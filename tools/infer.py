@@ -150,11 +150,10 @@ def _warn(message: str) -> None:
     tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
-def load_backend(args: argparse.Namespace):
+def load_backend(args: argparse.Namespace, cfg: DetectionConfig | None):
     """(detector, its input device, metadata, (test min_size, max_size)) of ``args.backend``: the eager
-    model of ``--config`` / ``--checkpoint``, or an ONNX Runtime session on ``--model``. The detector is
-    called as ``detector([image]) -> [detections]``."""
-    cfg = cli.load_tool_config(args, DetectionConfig) if args.config else None
+    model of ``cfg`` (``--config``) / ``--checkpoint``, or an ONNX Runtime session on ``--model``. The
+    detector is called as ``detector([image]) -> [detections]``."""
     if args.backend == "onnxruntime":
         if not os.path.isfile(args.model):
             raise FileNotFoundError(f"ONNX model not found: {args.model}")
@@ -183,11 +182,12 @@ def infer(args: argparse.Namespace) -> int:
     """Detect on every readable image of ``args.input``; an unreadable one is skipped with a warning.
     Returns the exit status: 0, or 2 when no image could be read. Other errors are raised for
     :func:`cli.run_tool`."""
+    cfg = cli.load_tool_config(args, DetectionConfig) if args.config else None  # a typo stops first
     paths, warnings = list_images(args.input)
+    if not paths:  # one line: the error says what the warnings would
+        raise FileNotFoundError(f"no images found for --input {' '.join(map(repr, args.input))}")
     for message in warnings:
         _warn(message)
-    if not paths:
-        raise FileNotFoundError(f"no images found for --input {' '.join(map(repr, args.input))}")
     names = output_names(paths)
     sources = {os.path.realpath(p) for p in paths}
     for name in names:
@@ -195,7 +195,7 @@ def infer(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--output {args.output} would overwrite the input image {name}: choose another folder"
             )
-    model, device, meta, (min_size, max_size) = load_backend(args)
+    model, device, meta, (min_size, max_size) = load_backend(args, cfg)
     class_names = meta.get("class_names", [])
     label_to_category = {int(k): int(v) for k, v in meta.get("label_to_category", {}).items()}
     transform = build_detection_transforms(False, [min_size], max_size)
