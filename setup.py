@@ -23,7 +23,7 @@ setup(
         "tensorboard>=2.14",
     ],
     extras_require={
-        "dev": ["pytest>=8.0", "timm>=1.0", "ruff>=0.6"],
+        "dev": ["pytest>=8.0", "pytest-xdist>=3.5", "timm>=1.0", "ruff>=0.6"],
         # ONNX export (tools/export.py: torch's dynamo exporter) and inference (tools/infer.py --backend
         # onnxruntime)
         "export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"],

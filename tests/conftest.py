@@ -18,3 +18,24 @@ from helpers.tools import load_tool as _load_tool
 def load_tool() -> Callable[[str], ModuleType]:
     """``load_tool(name)`` imports ``tools/<name>.py`` as a module (see :mod:`helpers.tools`)."""
     return _load_tool
+
+
+# The longest files (a shortened main job, the quick svd and generations sections, the subprocess-heavy tool
+# tests) start first, so that with two workers (pyproject: -n 2 --dist loadfile) none of them is left alone
+# at the end of the run.
+LONGEST_FIRST = (
+    "tests/tools/test_quickstart.py",
+    "tests/benchmark/test_svd_benchmark.py",
+    "tests/benchmark/test_generations_benchmark.py",
+    "tests/tools/test_resume_with_augmentation.py",
+    "tests/tools/test_user_errors.py",
+    "tests/tools/test_no_overwrite.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::")[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keeps its order

@@ -24,6 +24,7 @@ score order (so ``image_index == i`` selects image i's detections in the eager m
 from __future__ import annotations
 
 import copy
+import os
 from typing import BinaryIO
 
 import torch
@@ -211,6 +212,9 @@ def export_onnx(
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
+    if not isinstance(path, (str, os.PathLike)):  # a file object (an atomic write): the serialised graph
+        path.write(proto.SerializeToString())
+        return path
     # optional: onnx, the export extra (pip install -e .[export]), only when exporting
     import onnx
 
