@@ -19,14 +19,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rcnn.ops.boxes import batched_nms, clip_boxes_to_image, remove_small_boxes
+from rcnn.ops.boxes import clip_boxes_to_image, remove_small_boxes
 from rcnn.structures import Target
 
 from .anchors import PyramidAnchorGenerator
 from .box_coder import BoxCoder
 from .losses import rpn_losses
 from .matcher import Matcher
-from .rpn import RegionProposalNetwork, RPNHead
+from .rpn import RegionProposalNetwork, RPNHead, nms_first_k
 from .sampler import BalancedPositiveNegativeSampler
 
 
@@ -108,11 +108,21 @@ class MultiLevelRPN(RegionProposalNetwork):
         chosen_deltas = deltas.gather(1, idx[..., None].expand(-1, -1, 4))  # (N, M, 4)
         boxes = self.box_coder.decode(chosen_deltas.reshape(-1, 4), anchors[idx.reshape(-1)])
         boxes = boxes.reshape(n, -1, 4)  # (N, M, 4)
+        post_n = self.post_nms_top_n[mode]
         proposals = []
         for boxes_i, scores_i, size in zip(boxes, scores, image_sizes):
             boxes_i = clip_boxes_to_image(boxes_i, size)
             keep = remove_small_boxes(boxes_i, self.min_size)
             boxes_i, scores_i, level_i = boxes_i[keep], scores_i[keep], level_of[keep]
-            keep = batched_nms(boxes_i, scores_i, level_i, self.nms_thresh)[: self.post_nms_top_n[mode]]
-            proposals.append(boxes_i[keep])
+            # NMS within each level on the level's best-first prefix (levels never suppress each other):
+            # the first post_n kept of every level hold the post_n best kept of all levels
+            kept_boxes, kept_scores = [], []
+            for level in range(len(counts)):
+                members = (level_i == level).nonzero().squeeze(1)  # best first, as topk returned them
+                keep = nms_first_k(boxes_i[members], scores_i[members], self.nms_thresh, post_n)
+                kept_boxes.append(boxes_i[members[keep]])
+                kept_scores.append(scores_i[members[keep]])
+            scores_cat = torch.cat(kept_scores)
+            order = scores_cat.argsort(descending=True, stable=True)[:post_n]
+            proposals.append(torch.cat(kept_boxes)[order])
         return proposals
