@@ -153,6 +153,9 @@ class FPNConfig:
     """The Feature Pyramid Network detector (``model.neck: fpn``): pyramid width and box head width."""
 
     out_channels: int = checked(256, positive)  # channels of every level P2-P6
+    # the finest level: 2 (P2-P5 from C2-C5, stride 4: torchvision's and the paper's) or 3 (P3-P5 from
+    # C3-C5: no stride-4 convolutions, far cheaper on small images; rpn.anchor_sizes then has 4 sizes)
+    min_level: Literal[2, 3] = 2
     representation_size: int = checked(1024, positive)  # fc6 / fc7 of the TwoMLPHead box head
 
 

@@ -118,12 +118,13 @@ def build_fpn_detector(cfg: ModelConfig, num_classes: int) -> GeneralizedRCNN:
             raise ConfigError(f"model.backbone.options: {e}") from None
         raise
     faster = cfg.type == "faster_rcnn"
-    fpn = FPN(trunk, cfg.fpn.out_channels, top_pool=faster)  # P6 only feeds the RPN
+    # P6 only feeds the RPN
+    fpn = FPN(trunk, cfg.fpn.out_channels, top_pool=faster, min_stride=2**cfg.fpn.min_level)
     shapes = fpn.output_shape()
     levels = sorted(shapes, key=lambda level: shapes[level].stride)  # finest first
     rpn = build_fpn_rpn(cfg, levels, [shapes[n].stride for n in levels], fpn.out_channels) if faster else None
     h = cfg.roi_heads
-    pooled = fpn.in_features  # P2-P5
+    pooled = fpn.in_features  # P2-P5 (P3-P5 with fpn.min_level 3)
     resolution = h.pooler_resolution or 7
     pooler = MultiScaleRoIAlign(
         pooled,

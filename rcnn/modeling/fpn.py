@@ -23,11 +23,14 @@ from backbones.base import Backbone, FeatureSpec
 
 class FPN(nn.Module):
     """The pyramid over ``bottom_up``'s outputs (at least two levels, strides doubling), ``out_channels``
-    per level; ``top_pool`` adds the max-pooled level above the coarsest. ``body`` is the trunk."""
+    per level; ``top_pool`` adds the max-pooled level above the coarsest. ``body`` is the trunk.
+    ``min_stride`` leaves out the trunk's finer outputs (8: P3-P5 from C3-C5, no P2)."""
 
-    def __init__(self, bottom_up: Backbone, out_channels: int = 256, *, top_pool: bool = True):
+    def __init__(
+        self, bottom_up: Backbone, out_channels: int = 256, *, top_pool: bool = True, min_stride: int = 1
+    ):
         super().__init__()
-        shapes = bottom_up.output_shape()
+        shapes = {n: s for n, s in bottom_up.output_shape().items() if s.stride >= min_stride}
         self.in_features = sorted(shapes, key=lambda name: shapes[name].stride)  # finest first
         strides = [shapes[name].stride for name in self.in_features]
         if len(strides) < 2 or any(b != 2 * a for a, b in zip(strides, strides[1:])):

@@ -11,6 +11,9 @@ import torchvision
 from torchvision.models.detection.anchor_utils import AnchorGenerator as TVAnchorGenerator
 
 from backbones import build_backbone
+from rcnn.config import ConfigError
+from rcnn.config_schema import FPNConfig, ModelConfig
+from rcnn.detectors.build import build_detector
 from rcnn.modeling import (
     FPN,
     BalancedPositiveNegativeSampler,
@@ -52,6 +55,30 @@ def test_pyramid_without_top_pool_and_its_errors():
         build_backbone("resnet18", fpn=True, replace_stride_with_dilation=[False, True, False])
     with pytest.raises(ValueError, match="Feature Pyramid"):
         build_backbone("vgg16", fpn=True)
+
+
+def test_pyramid_from_p3_and_the_detector_built_on_it():
+    trunk = build_backbone("resnet18", fpn=True, width=8)
+    p3 = FPN(trunk, 16, min_stride=8)
+    assert list(p3.output_shape()) == ["s8", "s16", "s32", "s64"]
+    assert p3.in_features == ["s8", "s16", "s32"] and len(p3.inner_blocks) == 3
+    out = p3(torch.randn(1, 3, 64, 64))
+    assert [tuple(out[k].shape[-2:]) for k in out] == [(8, 8), (4, 4), (2, 2), (1, 1)]
+
+    cfg = ModelConfig(neck="fpn", num_classes=3)
+    cfg.backbone.name, cfg.backbone.options = "resnet18", {"width": 8}
+    cfg.fpn = FPNConfig(out_channels=16, representation_size=32, min_level=3)
+    cfg.rpn.anchor_sizes = [16, 32, 64, 128]  # one per level P3-P6
+    cfg.roi_heads.pooler, cfg.roi_heads.pooler_resolution = "roi_align", 7
+    model = build_detector(cfg, 4).train()
+    assert model.roi_heads.pooler.min_level == 3 and model.roi_heads.pooler.max_level == 5
+    targets = [{"boxes": torch.tensor([[4.0, 6.0, 30.0, 40.0]]), "labels": torch.tensor([1])}]
+    losses = model([torch.rand(3, 64, 64)], targets)
+    assert set(losses) >= {"loss_rpn_cls", "loss_cls", "loss_box"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    cfg.rpn.anchor_sizes = [16, 32, 64, 128, 256]  # five sizes for four levels: the config key in the error
+    with pytest.raises(ConfigError, match="model.rpn.anchor_sizes"):
+        build_detector(cfg, 4)
 
 
 def test_level_assignment_follows_eq_1():
