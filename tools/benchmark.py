@@ -110,48 +110,65 @@ def module_section(module: str) -> Callable[[argparse.Namespace], str]:
 
 
 def main_job_section(args: argparse.Namespace) -> str:
-    """Run ``tools/quickstart.py`` (as the README's first command does, after the install) and tabulate
-    its ``summary.json``. ``--quick``: a tiny version (the test suite's sizes)."""
+    """Run ``tools/quickstart.py`` (as the README's first command does, after the install) once per
+    ``--seeds`` value, one after the other, and tabulate their ``summary.json``. ``--quick``: a tiny version
+    (the test suite's sizes)."""
     if args.device != "cpu":
         raise SystemExit("main_job runs with the configs' device (auto); run it without --device")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "run")
-        command = ["tools/quickstart.py", "--output", out, "--data", os.path.join(tmp, "data")]
-        if args.quick:
-            command += QUICK_MAIN_JOB
-        start = time.perf_counter()
-        subprocess.run([sys.executable, *command], cwd=ROOT, check=True)
-        wall = time.perf_counter() - start
-        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-    shown = ["python", "tools/quickstart.py"] + (QUICK_MAIN_JOB if args.quick else [])
-    seconds, cls, det = summary["seconds"], summary["classifier"], summary["detector"]
+    seeds = args.seeds or [0]
+    runs = []  # (seed, wall seconds, summary)
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "run")
+            command = ["tools/quickstart.py", "--output", out, "--data", os.path.join(tmp, "data")]
+            command += ["--seed", str(seed)] + (QUICK_MAIN_JOB if args.quick else [])
+            start = time.perf_counter()
+            subprocess.run([sys.executable, *command], cwd=ROOT, check=True)
+            wall = time.perf_counter() - start
+            with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+                runs.append((seed, wall, json.load(f)))
+    return main_job_markdown(runs, quick=args.quick)
+
+
+def main_job_markdown(runs: list[tuple[int, float, dict]], *, quick: bool = False) -> str:
+    """The main job's section from ``(seed, wall seconds, summary.json)`` of each run."""
+    shown = ["python", "tools/quickstart.py"] + (QUICK_MAIN_JOB if quick else [])
+    seeds = " ".join(str(seed) for seed, _, _ in runs)
+    steps = list(runs[0][2]["seconds"])
     lines = [
         "## Main job: synthetic data -> classifier -> Faster R-CNN -> COCO mAP -> drawn detections",
         "",
-        f"`{shlex.join(shown)}` (the README's first command, after the install); {machine_line('cpu')}.",
+        f"`{shlex.join(shown)}` (the README's first command, after the install) with `--seed` {seeds}, one "
+        f"run after the other (`python tools/benchmark.py --sections main_job --seeds {seeds}`); "
+        f"{machine_line('cpu')}.",
         "",
-        "| step | seconds |",
-        "|---|---|",
+        "| step | " + " | ".join(f"seconds, seed {seed}" for seed, _, _ in runs) + " |",
+        "|---|" + "---|" * len(runs),
     ]
-    lines += [f"| {step} | {value:.0f} |" for step, value in seconds.items()]
+    for step in steps:
+        lines.append(f"| {step} | " + " | ".join(f"{s['seconds'][step]:.0f}" for _, _, s in runs) + " |")
+    lines.append(
+        "| **total** (wall clock of the command) | "
+        + " | ".join(f"**{wall:.0f}** ({wall / 60:.1f} min)" for _, wall, _ in runs)
+        + " |"
+    )
+    metrics = list(runs[0][2]["detector"])
     lines += [
-        f"| **total** (wall clock of the command) | **{wall:.0f}** ({wall / 60:.1f} min) |",
         "",
-        f"Classifier (val split, {int(cls['val_num_images'])} images): top-1 error "
-        f"{100 * cls['val_top1_err']:.2f}%, top-5 error {100 * cls['val_top5_err']:.2f}% (centre crop)"
-        + (
-            f"; 10-crop top-1 {100 * cls['val10_top1_err']:.2f}%, top-5 {100 * cls['val10_top5_err']:.2f}%."
-            if "val10_top1_err" in cls
-            else "."
-        ),
+        "Classifier (val split) and Faster R-CNN (COCO evaluation with pycocotools on the synthetic val "
+        "split) of each seed:",
         "",
-        "Faster R-CNN, COCO evaluation (pycocotools) on the synthetic val split:",
-        "",
-        "| " + " | ".join(det) + " |",
-        "|" + "---|" * len(det),
-        "| " + " | ".join(f"{v:.3f}" for v in det.values()) + " |",
+        "| seed | classifier top-1 error | 10-crop top-1 | " + " | ".join(metrics) + " |",
+        "|---|---|---|" + "---|" * len(metrics),
     ]
+    for seed, _, s in runs:
+        cls, det = s["classifier"], s["detector"]
+        ten = f"{100 * cls['val10_top1_err']:.2f}%" if "val10_top1_err" in cls else "-"
+        lines.append(
+            f"| {seed} | {100 * cls['val_top1_err']:.2f}% | {ten} | "
+            + " | ".join(f"{det[k]:.3f}" for k in metrics)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -279,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         "--svd-run", default=None,
         help="svd: a finished training run of configs/fast_rcnn/synthetic_alexnet.yaml (else one is trained)",
     )  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="main_job: run the job once per seed (default: 0)"
+    )
     parser.add_argument("--output", default=None, help="update this markdown document with the sections")
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS} with the sections")
     cli.add_debug_argument(parser)

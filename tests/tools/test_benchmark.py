@@ -1,6 +1,10 @@
 """tools/benchmark.py: sections replaced in place in the benchmarks document, a real (tiny) section run
 through main(), and the proposal cache throughput section."""
 
+import argparse
+import json
+import os
+
 import pytest
 
 
@@ -81,3 +85,29 @@ def test_onnx_section_runs_for_real(tool, tmp_path):
     assert "<!-- benchmark:onnx -->" in text and "ONNX Runtime images/s" in text
     row = next(line for line in text.splitlines() if line.startswith("| Faster R-CNN"))
     assert row.rstrip(" |").endswith("yes")  # the same detections from both
+
+
+def test_main_job_runs_once_per_seed_and_tabulates_each(tool, monkeypatch):
+    seen = []
+
+    def fake_run(command, cwd, check):  # writes the summary a quickstart run with that seed would
+        seed = int(command[command.index("--seed") + 1])
+        out = command[command.index("--output") + 1]
+        seen.append(seed)
+        os.makedirs(out)
+        summary = {
+            "seconds": {"data": 30.0 + seed, "classifier": 100.0, "detector": 300.0, "infer": 5.0},
+            "classifier": {"val_top1_err": 0.03, "val_top5_err": 0.0, "val_num_images": 540},
+            "detector": {"AP": 0.7 + seed / 100, "AP50": 0.94, "AP75": 0.85},
+        }
+        with open(os.path.join(out, "summary.json"), "w") as f:
+            json.dump(summary, f)
+
+    monkeypatch.setattr(tool.subprocess, "run", fake_run)
+    args = argparse.Namespace(device="cpu", quick=False, seeds=[0, 2])
+    text = tool.main_job_section(args)
+    assert seen == [0, 2]
+    assert "| data | 30 | 32 |" in text
+    assert "| 0 | 3.00% | - | 0.700 | 0.940 | 0.850 |" in text
+    assert "| 2 | 3.00% | - | 0.720 | 0.940 | 0.850 |" in text
+    assert "--seeds 0 2" in text
