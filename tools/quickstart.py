@@ -2,7 +2,8 @@
 
 1. generate the synthetic detection and classification sets (``tools/make_synthetic.py``);
 2. pretrain a small backbone as a classifier (``tools/train_classifier.py``);
-3. train Faster R-CNN on that backbone (``tools/train_detector.py``, evaluates COCO mAP at the end);
+3. train Faster R-CNN with a Feature Pyramid Network on that backbone (``tools/train_detector.py``,
+   evaluates COCO mAP at the end);
 4. draw the detections of a few val images (``tools/infer.py``).
 
 Each step runs as its own command, printed before it runs, so any step can be repeated by hand.
@@ -28,7 +29,7 @@ from rcnn.utils.io import atomic_write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSIFIER_CONFIG = os.path.join("configs", "classification", "synthetic_resnet18.yaml")
-DETECTOR_CONFIG = os.path.join("configs", "faster_rcnn", "synthetic_resnet18.yaml")
+DETECTOR_CONFIG = os.path.join("configs", "faster_rcnn", "synthetic_resnet18_fpn.yaml")
 
 
 class StepFailed(RuntimeError):
@@ -130,7 +131,7 @@ def run_job(args: argparse.Namespace) -> int:
     detector_dir = os.path.join(out, "detector")
     det = f"{data}/detection"
     timings["detector"] = run_step(
-        "train Faster R-CNN on the pretrained backbone (COCO evaluation at the end)",
+        "train Faster R-CNN (FPN) on the pretrained backbone (COCO evaluation at the end)",
         ["tools/train_detector.py", "--config", DETECTOR_CONFIG,
          f"model.backbone.weights={classifier_dir}/model_final.pth",
          f"data.train_images={det}/train", f"data.train_annotations={det}/train.json",
