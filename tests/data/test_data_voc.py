@@ -4,45 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from helpers.voc_fixtures import voc_xml, write_voc
 
 from rcnn.data.coco import CocoDetection
 from rcnn.data.errors import DatasetError
 from rcnn.data.voc import VOC_CLASSES, voc_to_coco
 
 
-def _xml(filename, size, objects):
-    objs = "".join(
-        f"<object><name>{n}</name><difficult>{d}</difficult>"
-        f"<bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
-        for n, d, b in objects
-    )
-    size_xml = (
-        ""
-        if size is None
-        else f"<size><width>{size[1]}</width><height>{size[0]}</height><depth>3</depth></size>"
-    )
-    return f"<annotation><filename>{filename}</filename>{size_xml}{objs}</annotation>"
-
-
 def make_voc(root: Path) -> Path:
     """Two images: 000001 (30x40 HxW, a dog and a difficult cat), 000002 (20x20, no <size>, a person)."""
-    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(root / "JPEGImages" / "000001.jpg"), np.full((30, 40, 3), 128, np.uint8))
-    cv2.imwrite(str(root / "JPEGImages" / "000002.jpg"), np.full((20, 20, 3), 64, np.uint8))
-    (root / "Annotations" / "000001.xml").write_text(
-        _xml("000001.jpg", (30, 40), [("dog", 0, (1, 1, 10, 20)), ("cat", 1, (5, 6, 40, 30))])
-    )
-    (root / "Annotations" / "000002.xml").write_text(
-        _xml("000002.jpg", None, [("person", 0, (2, 3, 12, 13))])
-    )
-    (root / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n000002\n")
-    (root / "ImageSets" / "Main" / "test.txt").write_text("000002\n")
-    return root
+    dog_and_cat = [("dog", 0, (1, 1, 10, 20)), ("cat", 1, (5, 6, 40, 30))]
+    images = {
+        "000001": (np.full((30, 40, 3), 128, np.uint8), dog_and_cat),
+        "000002": (np.full((20, 20, 3), 64, np.uint8), [("person", 0, (2, 3, 12, 13))]),
+    }
+    splits = {"trainval": ["000001", "000002"], "test": ["000002"]}
+    return write_voc(root, images, splits, without_size=["000002"])
 
 
 def test_voc_to_coco_coordinates_and_difficult(tmp_path):
@@ -102,7 +82,7 @@ def test_bad_voc_input(tmp_path):
     with pytest.raises(DatasetError, match=r"000002\.xml.*image id=000002.*XML"):
         voc_to_coco(root, "test")
     (root / "Annotations" / "000002.xml").write_text(
-        _xml("000002.jpg", (20, 20), [("person", 0, (5, 5, 3, 9))])
+        voc_xml("000002.jpg", (20, 20), [("person", 0, (5, 5, 3, 9))])
     )
     with pytest.raises(DatasetError, match=r"000002\.xml.*empty box"):
         voc_to_coco(root, "test")

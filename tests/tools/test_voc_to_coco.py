@@ -5,24 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 from helpers.tools import load_tool
+from helpers.voc_fixtures import write_voc
 
 tool = load_tool("voc_to_coco")
 
 
 def _make_voc(root: Path) -> Path:
-    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(root / "JPEGImages" / "a.png"), np.zeros((10, 12, 3), np.uint8))
-    (root / "Annotations" / "a.xml").write_text(
-        "<annotation><filename>a.png</filename><size><width>12</width><height>10</height></size>"
-        "<object><name>boat</name><difficult>0</difficult>"
-        "<bndbox><xmin>2</xmin><ymin>3</ymin><xmax>12</xmax><ymax>10</ymax></bndbox></object></annotation>"
-    )
-    (root / "ImageSets" / "Main" / "train.txt").write_text("a\n")
-    return root
+    image = np.zeros((10, 12, 3), np.uint8)
+    return write_voc(root, {"a": (image, [("boat", 0, (2, 3, 12, 10))])}, {"train": ["a"]}, ext=".png")
 
 
 def test_tool_writes_coco_json(tmp_path, capsys):
