@@ -12,7 +12,11 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
 * ``main_job``: the README's main job (``tools/quickstart.py``) end to end: seconds per step, the
   classifier's top-1/top-5 error, the detector's COCO AP table;
 * ``detector``: our Faster R-CNN against torchvision's ``FasterRCNN`` on the same trunk, head and weights:
-  inference images/s (batch 1 and 4) and training iterations/s (batch 2), peak memory, detections compared;
+  inference images/s (batch 1 and 4) and training iterations/s (batch 2), peak memory, detections compared,
+  and each model's fraction of the FLOP-bound limit (multiply-adds per image over the measured matmul peak);
+* ``fpn``: rcnn's R50-FPN against torchvision's own ``fasterrcnn_resnet50_fpn`` on identical (converted)
+  weights, 600x1000 and 256x256: images/s, peak memory, detections compared; R50-C4 against R50-FPN; each
+  model's fraction of the FLOP-bound limit;
 * ``ops``: ``nms`` / ``batched_nms`` / ``roi_pool`` / ``roi_align`` against ``torchvision.ops`` directly;
 * ``roi_kernels``: our CPU RoIAlign kernels (channels-last forward, separable backward) against
   ``torchvision.ops.roi_align`` at the detectors' map sizes, inference and training;
@@ -67,7 +71,7 @@ from rcnn.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
-    "generations", "svd", "proposals", "onnx",
+    "generations", "svd", "proposals", "onnx", "fpn",
 )  # fmt: skip
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 TITLE = "# Benchmarks"
@@ -243,6 +247,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "svd": svd_section,
     "proposals": module_section("proposals"),
     "onnx": module_section("onnx_inference"),
+    "fpn": module_section("fpn"),
 }
 
 

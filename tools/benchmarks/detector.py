@@ -26,6 +26,15 @@ of as many repetitions as make :data:`MIN_SECONDS` of timed calls per model). Pe
 untimed call (the peak resident set during the runs, ``VmHWM`` reset just before them, minus the resident
 set before them); on CUDA it is ``torch.cuda.max_memory_allocated``.
 
+Each inference row also gives the fraction of the FLOP-bound limit (:mod:`tools.benchmarks.flop_bound`)
+that each model reaches: the machine's dense-matmul peak is measured in the same run (a float32 ``torch.mm``
+of 2048x2048 matrices, 512 with ``--quick``, at the run's thread count, before and after the cases; the
+higher of the two medians), the multiply-adds per image come from
+:func:`rcnn.detectors.summary.summarize_detector` at the case's image size on the RoIs per image that our
+region head ran on in the compared call (the RPN's ``post_nms_top_n_test`` unless fewer proposals survive
+NMS; torchvision's model runs the same layers on the same proposals), the FLOP-bound
+images/s are peak / multiply-adds per image, and the fraction is measured images/s over that bound.
+
     python tools/benchmark.py --sections detector [--quick] [--device cuda] [--threads 1]
 
 writes it into ``docs/benchmarks.md`` (``--output FILE`` elsewhere); from the repository root,
@@ -45,10 +54,19 @@ from tools.benchmarks.detector_models import (
     QUICK_CASES,
     Case,
     build_models,
+    load_model_config,
     make_inference,
     make_inputs,
     make_step,
     training_amp_dtype,
+)
+from tools.benchmarks.flop_bound import (
+    FULL_MATMUL_N,
+    QUICK_MATMUL_N,
+    RoICounter,
+    bound_images_per_second,
+    detector_macs,
+    measure_peak,
 )
 from tools.benchmarks.peak_memory import peak_memory_mb
 from tools.benchmarks.timing import time_interleaved
@@ -97,19 +115,28 @@ def run_section(
     min_seconds = 0.0 if quick else MIN_SECONDS
     warmup = 1
     rows, checks = [], []
+    n = QUICK_MATMUL_N if quick else FULL_MATMUL_N
     with measuring(device, threads):
+        peak = measure_peak(n, device, reps=max(reps, 5))
+        inference_rows = []  # (row, MACs per image, {model: images/s}) to complete with the peak at the end
         for case in cases:
+            cfg = load_model_config(case)
             models = build_models(case, training=False, device=device)
             for batch in case.infer_batches:
                 images, _ = make_inputs(case, batch, device)
                 runs = {name: make_inference(m, images) for name, m in models.items()}
-                outputs = {name: run() for name, run in runs.items()}
+                outputs = {name: run() for name, run in runs.items() if name != "ours"}
+                with RoICounter(models["ours"]) as counter:  # torchvision's shares the head: not counted
+                    outputs["ours"] = runs["ours"]()
+                rois = round(counter.rois / batch)
+                macs = detector_macs(cfg, case.num_classes, (case.height, case.width), num_rois=rois)
                 _check_device(outputs, device)
                 times = time_interleaved(
                     runs, warmup=warmup, reps=reps, device=device, min_seconds=min_seconds
                 )
                 peaks = {n: _peak(case, n, "infer", batch, device, threads, quick) for n in models}
                 rows.append(_row(case, f"inference, batch {batch}", batch, times, peaks, "images/s"))
+                inference_rows.append((rows[-1], rois, macs, {m: batch / t[0] for m, t in times.items()}))
                 same = compare_detections(outputs["ours_optimized"], outputs["torchvision"])
                 same_plain = compare_detections(outputs["ours"], outputs["torchvision"])
                 checks.append(f"{case.name}, batch {batch}: ours {same_plain}; optimized {same}")
@@ -123,11 +150,30 @@ def run_section(
             times = time_interleaved(runs, warmup=warmup, reps=reps, device=device, min_seconds=min_seconds)
             peaks = {n: _peak(case, n, "train", case.train_batch, device, threads, quick) for n in models}
             rows.append(_row(case, f"training, batch {case.train_batch}", 1, times, peaks, "iterations/s"))
+            rows[-1][-1:-1] = ["-"] * len(BOUND_COLUMNS)  # the bound is of inference (forward) MACs
             del models
+        peak = max(peak, measure_peak(n, device, reps=max(reps, 5)))  # the higher: less disturbed by load
+    for row, rois, macs, ips in inference_rows:
+        row[-1:-1] = [str(rois), *bound_cells(macs, peak, ips, MODELS_IN_TABLE)]
     return _markdown(
         rows, checks, device=device, threads=threads, reps=reps, warmup=warmup, quick=quick,
-        min_seconds=min_seconds,
+        min_seconds=min_seconds, peak=peak, n=n,
     )  # fmt: skip
+
+
+MODELS_IN_TABLE = ("torchvision", "ours", "ours_optimized")
+BOUND_COLUMNS = [
+    "RoIs per image", "GMACs per image", "FLOP-bound images/s", "fraction tv", "fraction ours",
+    "fraction optimized",
+]  # fmt: skip
+
+
+def bound_cells(macs: int, peak: float, images_per_s: dict[str, float], models: tuple[str, ...]) -> list[str]:
+    """GMACs per image, FLOP-bound images/s (``peak`` MAC/s over ``macs``) and, per model of ``models``,
+    its measured images/s as a fraction of that bound (3 significant digits)."""
+    bound = bound_images_per_second(peak, macs)
+    cells = [f"{macs / 1e9:.3f}", f"{bound:.2f}"]
+    return cells + [f"{images_per_s[m] / bound:.3g}" for m in models]
 
 
 def _peak(case: Case, model: str, mode: str, batch: int, device: str, threads: int, quick: bool) -> float:
@@ -176,10 +222,11 @@ def _dtype_name(dtype: torch.dtype | None) -> str:
     return "float32 (no native bf16 on this CPU)" if dtype is None else str(dtype).replace("torch.", "")
 
 
-def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds=0.0) -> str:
+def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds=0.0, peak, n) -> str:
     header = [
         "case", "run", "torchvision", "ours", "ours, optimized", "ratio ours / tv",
-        "ratio optimized / tv (CPU time)", "peak MB tv", "peak MB ours", "peak MB optimized", "unit",
+        "ratio optimized / tv (CPU time)", "peak MB tv", "peak MB ours", "peak MB optimized",
+        *BOUND_COLUMNS, "unit",
     ]  # fmt: skip
     lines = ["## Detector: ours vs torchvision FasterRCNN", ""] + markdown_table(header, rows)
     command = command_line("detector", device=device, quick=quick, threads=threads, reps=None)
@@ -218,6 +265,14 @@ def _markdown(rows, checks, *, device, threads, reps, warmup, quick, min_seconds
             "(`VmHWM`, reset just before them) minus the resident set before them "
             "(the weights are not counted; the working memory of the forward / backward pass is)."
         ),
+        f"- FLOP-bound limit: the matmul peak of this run is **{peak / 1e9:.2f} GMAC/s** (median time of "
+        f"`torch.mm` of two random {n}x{n} float32 matrices, {n}^3 multiply-adds per call, at the same "
+        "thread count, measured before and after the cases, the higher kept); GMACs per image from "
+        "`rcnn.detectors.summary.summarize_detector` at the case's size (padded as the model pads it) on "
+        "the RoIs per image our region head ran on in the compared call (`post_nms_top_n_test` unless fewer "
+        "proposals survive NMS; convolutions and matrix products only), the same for torchvision's model "
+        "(same layers, same proposals); FLOP-bound images/s = peak / MACs per image; fraction = measured "
+        "images/s / FLOP-bound images/s (inference rows only).",
         "- Training: forward, backward and an SGD step (momentum) per iteration, random boxes; the two "
         "models sample different anchors and RoIs, so only the speed is comparable.",
         "- Detections of the timed inputs, ours against torchvision's (count, labels, max |difference| "

@@ -45,6 +45,11 @@ FULL_CASES = (
 QUICK_CASES = (Case("synthetic ResNet-18/16, 128x128", "synthetic_resnet18.yaml", 9, 128, 128, (1, 2), 2),)
 
 
+def case_from_dict(values: dict) -> Case:
+    """The :class:`Case` of ``dataclasses.asdict(case)`` (after a JSON round trip)."""
+    return Case(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 def load_model_config(case: Case) -> ModelConfig:
     """The case's ``cfg.model``, with ``model.rpn.min_size=0`` (so that ours and torchvision's compute the
     same detections)."""

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 import backbones
 from backbones.summary import summarize
 from tools.benchmarks.common import command_line, markdown_table, measured_on, measuring, section_main
+from tools.benchmarks.flop_bound import FULL_MATMUL_N, QUICK_MATMUL_N, make_matmul
 from tools.benchmarks.timing import time_interleaved
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
@@ -51,17 +52,6 @@ class Case:
 
 FULL_CASES = (Case("vgg16", 224, (1, 8)), Case("resnet50", 224, (1, 8)))
 QUICK_CASES = (Case("resnet18", 64, (1, 2)),)
-FULL_MATMUL_N = 2048
-QUICK_MATMUL_N = 512
-
-
-def make_matmul(n: int, device: str, seed: int = 0) -> Callable[[], Tensor]:
-    """``torch.mm`` of two random ``n x n`` float32 matrices into a preallocated output."""
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
-    out = torch.empty(n, n, device=device)
-    return lambda: torch.mm(a, b, out=out)
 
 
 def count_macs(model: nn.Module, size: int) -> int:

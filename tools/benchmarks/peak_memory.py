@@ -7,11 +7,15 @@ resident set before them. In one process, memory that earlier work freed would b
 the resident set. On CUDA it is ``torch.cuda.max_memory_allocated`` over the runs, in this process.
 
 ``spec``: ``{"case": asdict(Case), "model": one of MODELS, "mode": "infer" | "train", "batch": int,
-"device": str, "threads": int, "runs": int}``.
+"device": str, "threads": int, "runs": int}``, and optionally ``"models"``: the module that builds the
+case's models (default ``tools.benchmarks.detector_models``; ``tools.benchmarks.fpn_models`` for the fpn
+section). Such a module has ``case_from_dict``, ``build_models``, ``make_inputs``, ``make_inference``,
+``make_step`` and ``training_amp_dtype``.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -19,14 +23,7 @@ import sys
 
 import torch
 
-from tools.benchmarks.detector_models import (
-    Case,
-    build_models,
-    make_inference,
-    make_inputs,
-    make_step,
-    training_amp_dtype,
-)
+DEFAULT_MODELS = "tools.benchmarks.detector_models"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -72,15 +69,18 @@ def _reset_peak_rss() -> bool:
 def _measure_peak(spec: dict) -> float:
     """Build one model of ``spec``, run it ``spec["runs"]`` times, return the added peak in MB."""
     device = spec["device"]
-    case = Case(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["case"].items()})
+    # the section's own models module, named in the spec (the child process imports it by name)
+    models = importlib.import_module(spec.get("models", DEFAULT_MODELS))
+    case = models.case_from_dict(spec["case"])
     training = spec["mode"] == "train"
     torch.set_num_threads(spec["threads"])
-    model = build_models(case, training=training, device=device, which=(spec["model"],))[spec["model"]]
-    images, targets = make_inputs(case, spec["batch"], device)
+    which = (spec["model"],)
+    model = models.build_models(case, training=training, device=device, which=which)[spec["model"]]
+    images, targets = models.make_inputs(case, spec["batch"], device)
     if training:
-        run = make_step(model, images, targets, training_amp_dtype(spec["model"], device))
+        run = models.make_step(model, images, targets, models.training_amp_dtype(spec["model"], device))
     else:
-        run = make_inference(model, images)
+        run = models.make_inference(model, images)
     run()  # one call first: one-time set-up (kernel compilation and loading, oneDNN caches) is not counted
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
