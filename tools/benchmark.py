@@ -34,7 +34,9 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
   ``configs/fast_rcnn/synthetic_alexnet.yaml``: AP change and speed-up at several ranks (``--svd-run DIR``
   measures a finished training run; else the classifier, proposals and detector are trained first);
 * ``onnx`` (:mod:`tools.benchmarks.onnx_inference`): the exported Faster R-CNN in ONNX Runtime against
-  our eager inference, images/s side by side on the same images, detections compared.
+  our eager inference, images/s side by side on the same images, detections compared (``--onnx-runs
+  RUN_DIR [RUN_DIR ...]``: trained detectors of ``tools/train_detector.py``, C4 or FPN, each on the first
+  ``--onnx-images`` (20) images of its validation set);
 
 * ``proposals``: selective search against a trained Faster R-CNN's RPN proposals for Fast R-CNN:
   recall at 300 proposals, AR@300, and the AP of one Fast R-CNN trained and tested on each.
@@ -111,6 +113,16 @@ def module_section(module: str) -> Callable[[argparse.Namespace], str]:
         return mod.run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps)
 
     return run
+
+
+def onnx_section(args: argparse.Namespace) -> str:
+    """The onnx section: a random-weight model, or with ``--onnx-runs`` the trained detectors given."""
+    mod = importlib.import_module("tools.benchmarks.onnx_inference")
+    if args.onnx_runs:
+        return mod.runs_section(
+            args.onnx_runs, threads=args.threads, reps=args.reps, run_images=args.onnx_images
+        )
+    return mod.run_section(device=args.device, quick=args.quick, threads=args.threads, reps=args.reps)
 
 
 def main_job_section(args: argparse.Namespace) -> str:
@@ -246,7 +258,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "generations": generations_section,
     "svd": svd_section,
     "proposals": module_section("proposals"),
-    "onnx": module_section("onnx_inference"),
+    "onnx": onnx_section,
     "fpn": module_section("fpn"),
 }
 
@@ -303,6 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="main_job: run the job once per seed (default: 0)"
+    )
+    parser.add_argument(
+        "--onnx-runs", nargs="+", default=None, metavar="RUN_DIR",
+        help="onnx: trained detector runs (config.yaml, model_final.pth) to export and time",
+    )  # fmt: skip
+    parser.add_argument(
+        "--onnx-images", type=int, default=20, help="onnx --onnx-runs: validation images per run (default 20)"
     )
     parser.add_argument("--output", default=None, help="update this markdown document with the sections")
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS} with the sections")

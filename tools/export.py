@@ -5,8 +5,10 @@
     python tools/infer.py --backend onnxruntime --model outputs/quickstart/model.onnx \
         --input 'datasets/synthetic/detection/val/*.png' --output outputs/quickstart/infer_onnx
 
-The graph (:mod:`rcnn.detectors.export`) holds normalisation, padding, the trunk, the RPN (anchors,
-decoding, top-n, NMS), RoI pooling, the region head and the per-class post-processing with NMS. Input
+The graph (:mod:`rcnn.detectors.export`) holds normalisation, padding, the trunk (with its feature
+pyramid for an FPN detector), the RPN (anchors, decoding, top-n, NMS; per level with a pyramid), RoI
+pooling (from the level of Lin et al.'s eq. 1 with a pyramid), the region head and the per-class
+post-processing with NMS. Input
 ``images`` (N, 3, H, W) float32 RGB 0..255 with a dynamic batch, height and width (H, W at least twice
 the feature stride); for Fast R-CNN also ``proposals`` (P, 5) ``[image_index, x1, y1, x2, y2]``.
 Outputs ``boxes`` (D, 4) xyxy in the input's pixels, ``labels`` (D,) in 1..K, ``scores`` (D,) and

@@ -2,8 +2,8 @@
 
 Shape shorthand:
     N: images (dynamic); H, W: image size (dynamic); T: anchors of one image; k: the RPN's pre-NMS top-n
-    (``min(pre_nms_top_n_test, T)``); R: RoIs of the batch; K: foreground classes; D: detections of the
-    batch.
+    (``min(pre_nms_top_n_test, T)``); L: pyramid levels; T_l, k_l: those of level l, M: ``sum(k_l)``;
+    R: RoIs of the batch; K: foreground classes; D: detections of the batch.
 
 :class:`ExportableDetector` computes what :meth:`GeneralizedRCNN.forward` computes in eval mode, written
 without data-dependent Python: no loop over images, no ``.item()`` / ``.tolist()``, no shape read as a
@@ -13,6 +13,12 @@ images or classes) and a rank within the image. RoIAlign runs on torchvision's k
 its ONNX form), not on the CPU kernels of :mod:`rcnn.ops.roi_align_nhwc`. The module is for export; the
 eager model keeps its own (faster) paths, and the two give the same detections (tested against each other
 and against ONNX Runtime).
+
+Both designs export: one feature map (C4) and a feature pyramid (FPN, :class:`rcnn.modeling.fpn.FPN`).
+With a pyramid, the RPN (:class:`~rcnn.modeling.rpn_fpn.MultiLevelRPN`) takes the ``pre_nms_top_n`` best
+of each level, NMS runs within each (image, level) group, and the ``post_nms_top_n`` best of the image
+are kept in the eager order (score, then level, then rank within the level); RoIs are pooled from the
+level of Lin et al.'s eq. 1 (:class:`~rcnn.modeling.poolers.MultiScaleRoIAlign`), level by level.
 
 Inputs: ``images (N, 3, H, W)`` float32 RGB 0..255 (one size for the batch: resize in the data
 transforms, as for the eager model); for Fast R-CNN also ``proposals (P, 5)`` float32
@@ -32,6 +38,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from rcnn.modeling.poolers import MultiScaleRoIAlign, assign_fpn_levels
 from rcnn.ops.boxes import clip_boxes_to_image
 from rcnn.ops.roi import RoIAlign
 
@@ -75,9 +82,11 @@ class ExportableDetector(nn.Module):
             )
         self.model = copy.deepcopy(model).eval()
         pooler = self.model.roi_heads.pooler
-        if isinstance(pooler, RoIAlign):  # torchvision's kernel: the one with an ONNX form
-            pooler.cpu_kernel = False
-            pooler.separable_backward = False
+        poolers = pooler.poolers if isinstance(pooler, MultiScaleRoIAlign) else [pooler]
+        for level_pooler in poolers:
+            if isinstance(level_pooler, RoIAlign):  # torchvision's kernel: the one with an ONNX form
+                level_pooler.cpu_kernel = False
+                level_pooler.separable_backward = False
 
     @property
     def needs_proposals(self) -> bool:
@@ -91,14 +100,17 @@ class ExportableDetector(nn.Module):
         d = m.size_divisibility
         batch = (images - m.pixel_mean) / m.pixel_std  # padding below: 0 = the mean, as preprocess
         batch = F.pad(batch, (0, (d - width % d) % d, 0, (d - height % d) % d))
-        features = m.backbone(batch)[m.in_feature]  # (N, C, H', W')
+        features = m.backbone(batch)  # {name: (N, C, H_l, W_l)}
+        if not m.multi_level:
+            features = features[m.in_feature]  # (N, C, H', W')
         if m.proposal_generator is not None:
-            rois = self.propose(features, height, width)  # (R, 5)
+            propose = self.propose_levels if m.multi_level else self.propose
+            rois = propose(features, height, width)  # (R, 5)
         else:
             if proposals is None:
                 raise ValueError("a model without an RPN (Fast R-CNN) needs proposals (P, 5)")
             rois = proposals.float()
-        return self.detect(features, rois, height, width)
+        return self.detect(features, rois, images.shape[0], height, width)
 
     def propose(self, features: Tensor, height, width) -> Tensor:
         """The RPN's proposals of the batch as RoIs (R, 5) ``[image_index, x1, y1, x2, y2]``, each image's
@@ -126,11 +138,69 @@ class ExportableDetector(nn.Module):
         keep = keep[first_per_group(image[keep], n, rpn.post_nms_top_n["test"])]
         return torch.cat([image[keep, None].to(top_boxes.dtype), top_boxes[keep]], dim=1)
 
-    def detect(self, features: Tensor, rois: Tensor, height, width) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def propose_levels(self, features: dict[str, Tensor], height, width) -> Tensor:
+        """The pyramid RPN's proposals of the batch as RoIs (R, 5) ``[image_index, x1, y1, x2, y2]``
+        (:meth:`MultiLevelRPN.select_level_proposals` in test mode)."""
+        rpn = self.model.proposal_generator
+        boxes, scores, levels = [], [], []
+        for level, (name, generator) in enumerate(zip(rpn.in_features, rpn.anchor_generator.levels)):
+            objectness, deltas = rpn.head(features[name])  # (N, A, H_l, W_l), (N, 4A, H_l, W_l)
+            n, a, fh, fw = objectness.shape
+            anchors = generator.grid_anchors(fh, fw, objectness.device)  # (T_l, 4)
+            objectness = objectness.permute(0, 2, 3, 1).reshape(n, -1).float()  # (N, T_l)
+            deltas = deltas.reshape(n, a, 4, fh, fw).permute(0, 3, 4, 1, 2).reshape(n, -1, 4)  # (N, T_l, 4)
+            k = torch.sym_min(rpn.pre_nms_top_n["test"], objectness.shape[1])
+            top_scores, top_idx = objectness.topk(k, dim=1)  # (N, k_l), best first
+            chosen = deltas.gather(1, top_idx[..., None].expand(-1, -1, 4)).reshape(-1, 4)  # (N*k_l, 4)
+            boxes.append(rpn.box_coder.decode(chosen, anchors[top_idx.reshape(-1)]).reshape(n, -1, 4))
+            scores.append(top_scores)
+            levels.append(torch.full_like(top_idx, level))
+        n = scores[0].shape[0]
+        boxes_t = clip_boxes_to_image(torch.cat(boxes, 1), (height, width)).reshape(-1, 4)  # (N*M, 4)
+        level_t = torch.cat(levels, 1)  # (N, M)
+        image = torch.arange(n, device=level_t.device)[:, None].expand_as(level_t).reshape(-1)  # (N*M,)
+        scores_t, level_t = torch.cat(scores, 1).reshape(-1), level_t.reshape(-1)
+        big_enough = ((boxes_t[:, 2] - boxes_t[:, 0]) >= rpn.min_size) & (
+            (boxes_t[:, 3] - boxes_t[:, 1]) >= rpn.min_size
+        )
+        valid = torch.nonzero(big_enough).flatten()  # image, level, rank order
+        boxes_t, scores_t, level_t, image = boxes_t[valid], scores_t[valid], level_t[valid], image[valid]
+        extent = torch.sym_max(height, width) + 1
+        groups = image * len(levels) + level_t  # levels never suppress each other
+        keep = grouped_nms(boxes_t, scores_t, groups, rpn.nms_thresh, extent)
+        kept = torch.zeros_like(scores_t, dtype=torch.bool).index_fill(0, keep, True)
+        keep = torch.nonzero(kept).flatten()  # back to image, level, rank order
+        # best first; ties (ONNX TopK: lower index first): the lower level, then the better rank
+        keep = keep[scores_t[keep].topk(keep.shape[0]).indices]
+        keep = keep[first_per_group(image[keep], n, rpn.post_nms_top_n["test"])]
+        return torch.cat([image[keep, None].to(boxes_t.dtype), boxes_t[keep]], dim=1)
+
+    def pool(self, features: Tensor | dict[str, Tensor], rois: Tensor) -> Tensor:
+        """RoIs (R, 5) pooled to (R, C, S, S); from a pyramid, each from its level (as
+        :class:`MultiScaleRoIAlign`)."""
+        pooler = self.model.roi_heads.pooler
+        if not isinstance(pooler, MultiScaleRoIAlign):
+            return pooler(features, rois)
+        levels = (
+            assign_fpn_levels(
+                rois[:, 1:], pooler.min_level, pooler.max_level, pooler.canonical_level, pooler.canonical_size
+            )
+            - pooler.min_level
+        )  # (R,)
+        maps = [features[name] for name in pooler.in_features]
+        out = maps[0].new_zeros((rois.shape[0], maps[0].shape[1], *pooler.output_size))  # (R, C, S, S)
+        for level, (feature, level_pooler) in enumerate(zip(maps, pooler.poolers)):
+            index = torch.nonzero(levels == level).flatten()
+            out = out.index_copy(0, index, level_pooler(feature, rois[index]).to(out.dtype))
+        return out
+
+    def detect(
+        self, features: Tensor | dict[str, Tensor], rois: Tensor, num_images, height, width
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The region head and the per-class post-processing (:func:`fast_rcnn_inference`, hard NMS) of
         RoIs (R, 5); returns the flat detections of the batch (see the module docstring)."""
         heads = self.model.roi_heads
-        pooled = heads.pooler(features, rois)  # (R, C, S, S)
+        pooled = self.pool(features, rois)  # (R, C, S, S)
         class_logits, box_deltas = heads.predictor(heads.box_head(pooled))  # (R, K+1), (R, 4C)
         num_classes = class_logits.shape[1] - 1
         scores = torch.softmax(class_logits.float(), dim=-1)[:, 1:]  # (R, K)
@@ -146,7 +216,6 @@ class ExportableDetector(nn.Module):
         boxes, scores, labels, image = boxes[keep], scores[keep], labels[keep], image[keep]
         extent = torch.sym_max(height, width) + 1
         keep = grouped_nms(boxes, scores, image * num_classes + labels - 1, heads.nms_thresh, extent)
-        num_images = features.shape[0]
         keep = keep[first_per_group(image[keep], num_images, heads.detections_per_img)]
         return boxes[keep], labels[keep], scores[keep], image[keep]
 

@@ -8,8 +8,18 @@ from torch import nn
 
 from backbones.base import Backbone, BoxHead
 from rcnn.config_schema import ModelConfig
-from rcnn.detectors.build import build_roi_heads, build_rpn
+from rcnn.detectors.build import build_fpn_rpn, build_roi_heads, build_rpn
 from rcnn.detectors.generalized_rcnn import GeneralizedRCNN
+from rcnn.modeling import (
+    FPN,
+    BalancedPositiveNegativeSampler,
+    BoxCoder,
+    FastRCNNPredictor,
+    Matcher,
+    MultiScaleRoIAlign,
+    RoIHeads,
+    TwoMLPHead,
+)
 
 COLOURS = {1: (220.0, 40.0, 40.0), 2: (40.0, 200.0, 60.0)}
 
@@ -50,6 +60,61 @@ def tiny_detector(
     )
 
 
+def tiny_fpn_config() -> ModelConfig:
+    """:func:`tiny_config` with one anchor size per level of :func:`tiny_fpn_detector`'s pyramid."""
+    cfg = tiny_config()
+    cfg.rpn.anchor_sizes = [16.0, 32.0, 64.0, 128.0]
+    cfg.rpn.pre_nms_top_n_test, cfg.rpn.post_nms_top_n_test = 200, 60  # per level, per image
+    return cfg
+
+
+def tiny_fpn_detector(
+    num_classes: int = 2, *, rpn: bool = True, cfg: ModelConfig | None = None
+) -> GeneralizedRCNN:
+    """An FPN detector on a four-stage trunk (C2-C4 at strides 4, 8, 16, 8 channels): a 16-channel
+    pyramid P2-P4 (+ P5 by max-pooling for the RPN), a multi-level RPN, RoIAlign from the level of
+    Lin et al.'s eq. 1 and a two-fc head of 32 (the layout of :func:`build_fpn_detector`, small)."""
+    cfg = cfg or tiny_fpn_config()
+
+    def stage(cin: int, cout: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU())
+
+    stages = [
+        ("stem", stage(3, 8), 2),
+        ("c2", stage(8, 8), 4),
+        ("c3", stage(8, 8), 8),
+        ("c4", stage(8, 8), 16),
+    ]
+    trunk = Backbone(stages, {"c2": 8, "c3": 8, "c4": 8}, None, out_features=["c2", "c3", "c4"])
+    fpn = FPN(trunk, 16, top_pool=rpn)
+    shapes = fpn.output_shape()
+    levels = sorted(shapes, key=lambda name: shapes[name].stride)
+    h = cfg.roi_heads
+    pooler = MultiScaleRoIAlign(fpn.in_features, [shapes[n].stride for n in fpn.in_features], 4)
+    box_head = TwoMLPHead(16, 4, 32)
+    roi_heads = RoIHeads(
+        pooler,
+        box_head,
+        FastRCNNPredictor(32, num_classes),
+        BoxCoder(h.bbox_reg_weights),
+        Matcher(h.fg_iou_thresh, h.bg_iou_thresh_hi),
+        BalancedPositiveNegativeSampler(h.batch_size_per_image, h.positive_fraction),
+        score_thresh=h.score_thresh,
+        nms_thresh=h.nms_thresh,
+        detections_per_img=h.detections_per_img,
+    )
+    return GeneralizedRCNN(
+        fpn,
+        roi_heads,
+        proposal_generator=build_fpn_rpn(cfg, levels, [shapes[n].stride for n in levels], 16)
+        if rpn
+        else None,
+        pixel_mean=cfg.pixel_mean,
+        pixel_std=cfg.pixel_std,
+        size_divisibility=fpn.trunk_stride,
+    )
+
+
 def draw(height: int, width: int, objects: list[tuple[tuple[int, int, int, int], int]]):
     """A grey (3, height, width) image with rectangles ``((x1, y1, x2, y2), label)``, and its target."""
     image = torch.full((3, height, width), 90.0)
@@ -72,6 +137,18 @@ def two_images():
 def make_detector():
     """``make_detector(num_classes=2, rpn=True, cfg=None)``: a freshly initialised tiny detector."""
     return tiny_detector
+
+
+@pytest.fixture(scope="session")
+def make_fpn_detector():
+    """``make_fpn_detector(num_classes=2, rpn=True, cfg=None)``: a freshly initialised tiny FPN detector."""
+    return tiny_fpn_detector
+
+
+@pytest.fixture(scope="session")
+def make_fpn_config():
+    """``make_fpn_config()``: a fresh :func:`tiny_fpn_config`."""
+    return tiny_fpn_config
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,13 @@ import json
 import os
 
 import pytest
+import torch
+
+from rcnn.config import load_config, save_config
+from rcnn.config_schema import DetectionConfig
+from rcnn.detectors.build import build_detector
+from rcnn.tasks.detection import save_detector
+from tests.helpers.data_fixtures import CATEGORIES, make_coco
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +118,35 @@ def test_main_job_runs_once_per_seed_and_tabulates_each(tool, monkeypatch):
     assert "| 0 | 3.00% | - | 0.700 | 0.940 | 0.850 |" in text
     assert "| 2 | 3.00% | - | 0.720 | 0.940 | 0.850 |" in text
     assert "--seeds 0 2" in text
+
+
+def test_onnx_section_times_trained_runs(tool, tmp_path):
+    """--onnx-runs: a run directory as tools/train_detector.py leaves it (config.yaml, model_final.pth of
+    a tiny random FPN detector, a few generated val images): one row per run, the same detections."""
+    images = [{"id": i, "file_name": f"{i}.png", "height": 64 + 8 * i, "width": 80} for i in range(1, 4)]
+    images_dir, ann = make_coco(tmp_path / "data", images=images, annotations=[])
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = load_config(
+        os.path.join(tool.ROOT, "configs", "faster_rcnn", "synthetic_resnet18_fpn.yaml"),
+        DetectionConfig,
+        [
+            "model.backbone.options={width: 8}",
+            "test.min_size=64",
+            "test.max_size=96",
+            f"data.val_images={images_dir}",
+            f"data.val_annotations={ann}",
+            "solver.device=cpu",
+        ],
+    )
+    save_config(cfg, run / "config.yaml")
+    torch.manual_seed(0)
+    model = build_detector(cfg.model, len(CATEGORIES))
+    metadata = {"class_names": [c["name"] for c in CATEGORIES], "label_to_category": {1: 7, 2: 3, 3: 11}}
+    save_detector(str(run / "model_final.pth"), model, metadata)
+    out = tmp_path / "onnx.md"
+    argv = ["--sections", "onnx", "--onnx-runs", str(run), "--onnx-images", "2", "--reps", "1"]
+    assert tool.main([*argv, "--output", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| Faster R-CNN")]
+    assert len(rows) == 1 and "FPN" in rows[0] and "(run)" in rows[0]
+    assert rows[0].rstrip(" |").endswith("yes")
