@@ -191,7 +191,9 @@ def selective_search_section(args: argparse.Namespace) -> str:
     # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks import selective_search as ss
 
-    quick = {"photos": ss.PHOTOS[:1], "repeats": 1, "composites_per_photo": 1, "synthetic_images": 2}
+    one = ss.PHOTOS[:1]
+    quick = {"photos": one, "composite_photos": one, "repeats": 1, "composites_per_photo": 1}
+    quick["synthetic_images"] = 2
     options = {**quick, "synthetic_size": 128} if args.quick else {}
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     result = ss.run("fast", opencv_python=args.opencv_python, log=log, **options)
