@@ -196,7 +196,9 @@ def selective_search_section(args: argparse.Namespace) -> str:
     quick["synthetic_images"] = 2
     options = {**quick, "synthetic_size": 128} if args.quick else {}
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    result = ss.run("fast", opencv_python=args.opencv_python, log=log, **options)
+    # The preset's k values and similarities before the real photos (those of OpenCV's fast mode).
+    variants = {"opencv strategies": {"k_values": (150, 300, 450), "similarities": ("CTSF", "TSF")}}
+    result = ss.run("fast", opencv_python=args.opencv_python, log=log, variants=variants, **options)
     command = "python tools/benchmark.py --sections selective_search" + (" --quick" if args.quick else "")
     if args.opencv_python:
         command += " --opencv-python PATH"
