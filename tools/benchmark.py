@@ -182,6 +182,18 @@ QUICK_MAIN_JOB = [
 ]  # fmt: skip
 
 
+SELECTIVE_SEARCH_NOTES = (
+    "- `real photos`: scikit-image's astronaut, coffee, chelsea, rocket, coins and camera with boxes drawn "
+    "by hand around every clearly visible object (a person, a head, a cup, a spoon, a cat's eyes, a rocket, "
+    "each coin, a tripod...; `tools/benchmarks/real_photos.json` says how). Scored on the proposals of the "
+    "timed runs: s / image is the mean of the speed table's per-photo medians.",
+    "- `rcnn`: the `fast` preset (HSV, Lab; k 100, 200, 400; similarities CTSF, TSF, F: 18 strategies). "
+    "`rcnn opencv strategies`: the same with OpenCV's fast-mode k values and similarities (k 150, 300, 450; "
+    "CTSF, TSF: 12 strategies), the preset before the real photos. `opencv`: OpenCV-contrib's "
+    "`switchToSelectiveSearchFast` in its own environment, `cv2.setNumThreads(1)`.",
+)
+
+
 def selective_search_section(args: argparse.Namespace) -> str:
     """Selective search speed and quality (:mod:`tools.benchmarks.selective_search`) and the proposal
     cache's throughput (:mod:`tools.benchmarks.proposal_cache`)."""
@@ -208,6 +220,8 @@ def selective_search_section(args: argparse.Namespace) -> str:
         f"`{command}`; {machine_line('cpu')}.",
         "",
         ss.to_markdown(result),
+        *SELECTIVE_SEARCH_NOTES,
+        "",
         proposal_cache.run_section(quick=args.quick),
     ]
     return "\n".join(lines)
