@@ -198,6 +198,18 @@ QUICK_MAIN_JOB = [
 ]  # fmt: skip
 
 
+SELECTIVE_SEARCH_NOTES = (
+    "- `real photos`: scikit-image's astronaut, coffee, chelsea, rocket, coins and camera with boxes drawn "
+    "by hand around every clearly visible object (a person, a head, a cup, a spoon, a cat's eyes, a rocket, "
+    "each coin, a tripod...; `tools/benchmarks/real_photos.json` says how). Scored on the proposals of the "
+    "timed runs: s / image is the mean of the speed table's per-photo medians.",
+    "- `rcnn`: the `fast` preset (HSV, Lab; k 100, 200, 400; similarities CTSF, TSF, F: 18 strategies). "
+    "`rcnn opencv strategies`: the same with OpenCV's fast-mode k values and similarities (k 150, 300, 450; "
+    "CTSF, TSF: 12 strategies), the preset before the real photos. `opencv`: OpenCV-contrib's "
+    "`switchToSelectiveSearchFast` in its own environment, `cv2.setNumThreads(1)`.",
+)
+
+
 def selective_search_section(args: argparse.Namespace) -> str:
     """Selective search speed and quality (:mod:`tools.benchmarks.selective_search`) and the proposal
     cache's throughput (:mod:`tools.benchmarks.proposal_cache`)."""
@@ -207,10 +219,14 @@ def selective_search_section(args: argparse.Namespace) -> str:
     # optional: a section's module loads only when it runs (each pulls in what it measures)
     from tools.benchmarks import selective_search as ss
 
-    quick = {"photos": ss.PHOTOS[:1], "repeats": 1, "composites_per_photo": 1, "synthetic_images": 2}
+    one = ss.PHOTOS[:1]
+    quick = {"photos": one, "composite_photos": one, "repeats": 1, "composites_per_photo": 1}
+    quick["synthetic_images"] = 2
     options = {**quick, "synthetic_size": 128} if args.quick else {}
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    result = ss.run("fast", opencv_python=args.opencv_python, log=log, **options)
+    # The preset's k values and similarities before the real photos (those of OpenCV's fast mode).
+    variants = {"opencv strategies": {"k_values": (150, 300, 450), "similarities": ("CTSF", "TSF")}}
+    result = ss.run("fast", opencv_python=args.opencv_python, log=log, variants=variants, **options)
     command = "python tools/benchmark.py --sections selective_search" + (" --quick" if args.quick else "")
     if args.opencv_python:
         command += " --opencv-python PATH"
@@ -220,6 +236,8 @@ def selective_search_section(args: argparse.Namespace) -> str:
         f"`{command}`; {machine_line('cpu')}.",
         "",
         ss.to_markdown(result),
+        *SELECTIVE_SEARCH_NOTES,
+        "",
         proposal_cache.run_section(quick=args.quick),
     ]
     return "\n".join(lines)

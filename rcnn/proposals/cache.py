@@ -30,7 +30,7 @@ SUMMARY_FILE = "summary.json"
 # Version of the proposal code's output, recorded in params.json. Bump it when a change to
 # rcnn/proposals/selective_search.py (or its helpers) changes the boxes it returns, so that caches made by
 # the old code are refused instead of silently mixed with new ones.
-CODE_VERSION = "selective_search-1"
+CODE_VERSION = "selective_search-2"  # 2: the fast preset's k 100, 200, 400 and its fill-only strategy
 
 
 class ProposalCacheError(ValueError):

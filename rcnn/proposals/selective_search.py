@@ -23,14 +23,20 @@ size; ``C`` colour, ``T`` texture, ``S`` size, ``F`` fill):
 | preset  | colour spaces       | k                      | min size | similarities    | strategies |
 |---------|---------------------|------------------------|----------|-----------------|------------|
 | single  | HSV                 | 100                    | k        | CTSF            | 1          |
-| fast    | HSV, Lab            | 150, 300, 450          | 100      | CTSF, TSF       | 12         |
+| fast    | HSV, Lab            | 100, 200, 400          | 100      | CTSF, TSF, F    | 18         |
 | quality | HSV, Lab, rgI, H, I | 50, 100, 150, 300, 450 | k        | CTSF, TSF, F, S | 100        |
 
-``fast`` takes its k values from OpenCV-contrib's ``switchToSelectiveSearchFast`` and, with them, that
-implementation's minimum component size of 100 pixels: with the paper's ``min size = k`` and k up to 450,
-every object smaller than ~450 pixels is absorbed into its surroundings before grouping starts (recall at
-IoU 0.5 on the project's composite benchmark falls from 0.99 to 0.95). ``segment_min_size="k"`` restores
-the paper's rule.
+``fast`` departs from OpenCV-contrib's ``switchToSelectiveSearchFast`` (k 150, 300, 450; CTSF and TSF),
+whose strategies, run here, left a spoon and a cat's nose below IoU 0.7 on the selective-search benchmark's
+hand-annotated real photos (``tools/benchmarks/real_photos.json``) and trailed OpenCV's own MABO there.
+Lower k values (100, 200, 400) gave the closest boxes to the cup, the spoon and the whole cat; the third
+similarity, fill alone (``F``), those to the nose and the cameraman's camera. The smoothing, edge graph
+and pixel codes are per colour space, and the fill-only grouping merges no histograms, so the 18 strategies
+take about the time of OpenCV's 12 (``docs/benchmarks.md``, row ``rcnn opencv strategies``). It keeps
+OpenCV's minimum component size of 100 pixels: with the paper's ``min size = k`` and k up to 450, every
+object smaller than ~450 pixels is absorbed into its surroundings before grouping starts (recall at IoU
+0.5 on the project's composite benchmark fell from 0.99 to 0.95, measured with OpenCV's k values).
+``segment_min_size="k"`` restores the paper's rule.
 
 Boxes are ``(N, 4) float32`` ``x1, y1, x2, y2`` in the input image's pixels with exclusive ends: a region
 covering pixel columns 3..7 gives ``x1 = 3, x2 = 8`` (the continuous convention of COCO, where the box width
@@ -60,8 +66,8 @@ PRESETS: dict[str, dict] = {
     },
     "fast": {
         "color_spaces": ("hsv", "lab"),
-        "k_values": (150, 300, 450),
-        "similarities": ("CTSF", "TSF"),
+        "k_values": (100, 200, 400),
+        "similarities": ("CTSF", "TSF", "F"),
         "segment_min_size": 100,
     },
     "quality": {

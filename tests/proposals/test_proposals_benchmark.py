@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from rcnn.proposals.recall import mabo, proposal_recall
+from rcnn.proposals.selective_search import selective_search
 from tools.benchmarks.composites import load_photo, make_composite, make_composites
+from tools.benchmarks.real_photos import load_real_photos
 from tools.benchmarks.selective_search import main, run, to_markdown
 
 
@@ -44,6 +48,8 @@ def test_run_reports_speed_and_quality(monkeypatch, capsys, tmp_path):
     result = run(
         "single",
         photos=("chelsea",),
+        real_photos=False,
+        composite_photos=("chelsea",),
         repeats=2,
         composites_per_photo=1,
         synthetic_images=0,
@@ -64,3 +70,24 @@ def test_run_reports_speed_and_quality(monkeypatch, capsys, tmp_path):
     assert main(["--mode", "single", "--markdown", str(out)]) == 0
     assert out.read_text() == text
     assert "chelsea 100x151" in capsys.readouterr().out
+
+
+def test_real_photo_quality_is_scored_on_the_timed_runs_proposals():
+    result = run(
+        "single", photos=("chelsea",), repeats=1, composites_per_photo=0, synthetic_images=0, log=print
+    )
+    assert list(result["quality"]) == ["real photos"]
+    annotated = result["annotated"]["real photos"]
+    assert annotated["images"] == 1 and annotated["boxes"] == len(load_real_photos(["chelsea"])[0].boxes)
+    assert annotated["seconds"]["rcnn"] == result["speed"]["chelsea"]["rcnn"]["seconds"] > 0
+    scores = result["quality"]["real photos"]["rcnn"]
+    assert scores["all"]["boxes"] == result["speed"]["chelsea"]["rcnn"]["boxes"]
+    # The same proposals scored again from scratch: the set's figures are those of the timed run's boxes.
+    photo = load_real_photos(["chelsea"])[0]
+    boxes = selective_search(photo.image, "single")
+    assert scores["all"]["mabo"] == pytest.approx(mabo([boxes], [photo.boxes]))
+    assert scores["all"]["recall@0.7"] == pytest.approx(proposal_recall([boxes], [photo.boxes], 0.7))
+    assert scores["top500"]["mabo"] <= scores["all"]["mabo"]
+    text = to_markdown(result)
+    assert "Annotated set `real photos`: 1 images" in text and "(drawn by hand)" in text
+    assert "| MABO | s / image |" in text and "time / opencv" not in text

@@ -88,8 +88,9 @@ def test_presets_are_the_documented_strategies():
         "segment_min_size": "k",
     }
     assert PRESETS["fast"]["color_spaces"] == ("hsv", "lab")
-    assert PRESETS["fast"]["k_values"] == (150, 300, 450)
-    assert PRESETS["fast"]["similarities"] == ("CTSF", "TSF")
+    assert PRESETS["fast"]["k_values"] == (100, 200, 400)
+    assert PRESETS["fast"]["similarities"] == ("CTSF", "TSF", "F")
+    assert PRESETS["fast"]["segment_min_size"] == 100
     assert len(PRESETS["quality"]["color_spaces"]) == 5 and len(PRESETS["quality"]["similarities"]) == 4
 
 

@@ -1,10 +1,13 @@
 """Selective search benchmark: speed and proposal quality, optionally against OpenCV-contrib.
 
 Speed: seconds per image and box counts on scikit-image's bundled photos (astronaut, coffee, chelsea,
-rocket), single thread. Quality: recall at IoU 0.5 / 0.7 and MABO on two annotated sets: *composites*, the
-same photos with flat-coloured, textured and photo-patch shapes pasted at known places (see
-:mod:`tools.benchmarks.composites`), and the project's *synthetic* detection set
-(:func:`rcnn.data.synthetic.make_detection_dataset`, validation split, occluded shapes over textures).
+rocket, coins, camera), single thread. Quality: recall at IoU 0.5 / 0.7 and MABO on three annotated sets:
+*real photos*, those photos with boxes drawn by hand around their objects
+(:mod:`tools.benchmarks.real_photos`; scored on the timed runs' proposals, so the set's seconds per image
+are the speed table's), *composites*, the first four photos with flat-coloured, textured and photo-patch
+shapes pasted at known places (see :mod:`tools.benchmarks.composites`), and the project's *synthetic*
+detection set (:func:`rcnn.data.synthetic.make_detection_dataset`, validation split, occluded shapes over
+textures).
 
 OpenCV-contrib is never imported here: with ``--opencv-python PATH`` (the python of a separate virtual
 environment that has ``opencv-contrib-python-headless``), a worker process running
@@ -43,8 +46,11 @@ from rcnn.data.synthetic import make_detection_dataset
 from rcnn.proposals.recall import mabo, proposal_recall
 from rcnn.proposals.selective_search import selective_search
 from tools.benchmarks.composites import load_photo, make_composites
+from tools.benchmarks.real_photos import load_real_photos, read_fixture
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+PHOTOS = tuple(entry["function"] for entry in read_fixture()["photos"])  # the hand-annotated photos
+COMPOSITE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+REAL_SET = "real photos"
 
 # Executed by the OpenCV environment's interpreter, never imported by this package.
 _OPENCV_WORKER = r"""
@@ -156,6 +162,8 @@ def run(
     mode: str = "fast",
     *,
     photos: Sequence[str] = PHOTOS,
+    real_photos: bool = True,
+    composite_photos: Sequence[str] = COMPOSITE_PHOTOS,
     repeats: int = 3,
     opencv_python: str | None = None,
     seed: int = 0,
@@ -168,6 +176,10 @@ def run(
     log=print,
 ) -> dict:
     """Run the benchmark.
+
+    ``photos`` are timed; with ``real_photos``, those of them with hand-drawn boxes form the ``real photos``
+    set, scored on the timed runs' proposals (its ``annotated`` entry adds ``"seconds"``: per method, the
+    mean over its photos of the per-photo medians). The composites are made from ``composite_photos``.
 
     Returns ``{"speed": {photo: {method: {"seconds", "runs", "boxes"}, "shape"}}, "quality": {set: {method:
     {"all" | "top<N>": {"recall@0.5", "recall@0.7", "mabo", "boxes"}}}}, "annotated": {set: {"images",
@@ -187,31 +199,51 @@ def run(
             run_one = {name: (lambda im, o=opts: _ours(im, mode, seed, o)) for name, opts in ours.items()}
             if worker is not None:
                 run_one["opencv"] = lambda im: worker(im, mode)
+            annotated = [entry["function"] for entry in read_fixture()["photos"]]
+            real = load_real_photos([n for n in photos if n in annotated]) if real_photos else []
             images = {name: load_photo(name) for name in photos}
+            images.update({r.name: r.image for r in real})
             # One-off start-up out of the timings, as the OpenCV worker imports cv2 before its first image:
             # numba compiles (or loads from its cache) the segmentation kernels on their first call.
             for name in ours:
                 run_one[name](np.ascontiguousarray(images[photos[0]][:64, :64]))
             times: dict[str, dict[str, list[float]]] = {n: {m: [] for m in methods} for n in photos}
-            counts: dict[str, dict[str, int]] = {n: {} for n in photos}
+            last: dict[str, dict[str, np.ndarray]] = {n: {} for n in photos}
             for rep in range(repeats):
                 order = methods if rep % 2 == 0 else methods[::-1]
                 for name, image in images.items():
                     for method in order:
                         boxes, seconds = run_one[method](image)
                         times[name][method].append(seconds)
-                        counts[name][method] = len(boxes)
+                        last[name][method] = boxes
                         log(f"[{rep + 1}/{repeats}] {name} {method}: {len(boxes)} boxes, {seconds:.3f} s")
             for name in photos:
                 row: dict = {"shape": list(images[name].shape[:2])}
                 for m in methods:
                     row[m] = {"seconds": float(np.median(times[name][m])), "runs": times[name][m]}
-                    row[m]["boxes"] = counts[name][m]
+                    row[m]["boxes"] = len(last[name][m])
                 result["speed"][name] = row
+            if real:
+                gts = [r.boxes for r in real]
+                seconds = {
+                    m: float(np.mean([result["speed"][r.name][m]["seconds"] for r in real])) for m in methods
+                }
+                result["annotated"][REAL_SET] = {
+                    "images": len(real),
+                    "boxes": int(sum(len(g) for g in gts)),
+                    "seconds": seconds,
+                }
+                result["quality"][REAL_SET] = {}
+                for method in methods:
+                    props = [last[r.name][method] for r in real]
+                    q = {"all": _quality(props, gts, None)}
+                    q.update({f"top{top}": _quality(props, gts, top) for top in tops})
+                    result["quality"][REAL_SET][method] = q
+                    log(f"{REAL_SET} {method}: {q['all']}")
 
             sets = {}
             if composites_per_photo > 0:
-                comps = make_composites(photos, per_photo=composites_per_photo, seed=seed)
+                comps = make_composites(composite_photos, per_photo=composites_per_photo, seed=seed)
                 sets["composites"] = [(c.image, c.boxes) for c in comps]
             if synthetic_images > 0:
                 sets["synthetic"] = synthetic_set(synthetic_images, synthetic_size, seed, Path(tmp))
@@ -270,18 +302,28 @@ def to_markdown(result: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     for set_name, per_method in result["quality"].items():
         ann = result["annotated"][set_name]
+        seconds = ann.get("seconds")  # the real photos: the speed table's runs
+        head = ["method", "proposals", "mean boxes", "recall@0.5", "recall@0.7", "MABO"]
+        if seconds:
+            head += ["s / image"] + (["time / opencv"] if "opencv" in seconds else [])
+        made = " (drawn by hand)" if set_name == REAL_SET else ""
         lines += [
             "",
-            f"Annotated set `{set_name}`: {ann['images']} images, {ann['boxes']} ground-truth boxes.",
+            f"Annotated set `{set_name}`: {ann['images']} images, {ann['boxes']} ground-truth boxes{made}.",
             "",
-            "| method | proposals | mean boxes | recall@0.5 | recall@0.7 | MABO |",
-            "|---|---|---|---|---|---|",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
         ]
         for m, rows in per_method.items():
             for key, q in rows.items():
                 label = "all" if key == "all" else f"first {key[3:]}"
                 cells = [m, label, f"{q['boxes']:.0f}"]
                 cells += [f"{q[k]:.3f}" for k in ("recall@0.5", "recall@0.7", "mabo")]
+                if seconds:
+                    timed = key == "all"
+                    cells.append(f"{seconds[m]:.2f}" if timed else "")
+                    if "opencv" in seconds:
+                        cells.append(f"{seconds[m] / seconds['opencv']:.2f}" if timed else "")
                 lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -290,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", default="fast", choices=("single", "fast", "quality"))
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS))
+    parser.add_argument("--composite-photos", nargs="+", default=list(COMPOSITE_PHOTOS))
+    parser.add_argument("--no-real-photos", action="store_true", help="skip the hand-annotated set")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--opencv-python", default=None, help="python of an environment with opencv-contrib")
     parser.add_argument("--seed", type=int, default=0)
@@ -312,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(
         args.mode,
         photos=args.photos,
+        real_photos=not args.no_real_photos,
+        composite_photos=args.composite_photos,
         repeats=args.repeats,
         opencv_python=args.opencv_python,
         seed=args.seed,
