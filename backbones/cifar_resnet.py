@@ -20,7 +20,10 @@ appended, so the networks have exactly as many parameters as their plain counter
 instead. ``plain20/32/44/56/110`` are the same stacks without any shortcut (the degradation experiment,
 Fig. 6). BN follows every convolution; convolutions use He initialisation (kaiming normal, fan_out).
 Builders take ``num_classes`` like every entry of the registry (pass 10 for CIFAR-10) and the options
-``shortcut`` ("A") and ``width`` (16).
+``shortcut`` ("A"), ``width`` (16) and ``zero_init_residual`` (False). Deviation, off by default:
+``zero_init_residual=True`` starts the last BN's gamma of every residual branch at zero (Goyal et al. 2017,
+"Accurate, Large Minibatch SGD", Sec. 5.1), so each block begins as its shortcut; plain networks have no
+residual branch and refuse it.
 
 For detection (a toy setting, useful for small images): the trunk is ``conv1, layer1, layer2`` (stride 2,
 ``2w`` channels, key ``"s2"``) and the box head ``layer3`` + global average pooling on 8x8 RoI features
@@ -89,12 +92,22 @@ class CifarBlock(nn.Module):
 class CifarResNet(nn.Module):
     """``(N, 3, 32, 32) -> (N, num_classes)``; ``depth = 6n + 2``; stage strides 1, 1, 2, 4."""
 
-    def __init__(self, depth: int, num_classes: int = 10, *, shortcut: str = "A", width: int = 16):
+    def __init__(
+        self,
+        depth: int,
+        num_classes: int = 10,
+        *,
+        shortcut: str = "A",
+        width: int = 16,
+        zero_init_residual: bool = False,
+    ):
         super().__init__()
         if (depth - 2) % 6 != 0 or depth < 8:
             raise ValueError(f"depth must be 6n + 2 (n >= 1), got {depth}")
         if shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut must be one of {SHORTCUTS}, got '{shortcut}'")
+        if zero_init_residual and shortcut == "none":
+            raise ValueError("zero_init_residual needs residual branches: plain networks have none")
         n = (depth - 2) // 6
         self.depth, self.shortcut, self.width, self.num_classes = depth, shortcut, width, num_classes
         self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
@@ -111,6 +124,10 @@ class CifarResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, CifarBlock):
+                    nn.init.zeros_(m.bn2.weight)
 
     def _make_layer(self, in_channels: int, channels: int, blocks: int, stride: int) -> nn.Sequential:
         layers = [CifarBlock(in_channels, channels, stride, self.shortcut)]

@@ -5,6 +5,8 @@
     python tools/experiments.py filters --checkpoint outputs/classifier_synthetic_alexnet/model_final.pth
     python tools/experiments.py --all                        # every experiment, full size: the docs page
     python tools/experiments.py --all --quick --output /tmp/docs   # the same page, tiny runs, elsewhere
+    python tools/experiments.py degradation --write-docs     # one section of docs/experiments.md anew
+    python tools/experiments.py degradation --setup iterations=240 --setup warmup_iterations=0
 
 Experiments (modules of :mod:`tools.lineage`, each ``run(output_dir, quick) -> Section``):
 
@@ -16,8 +18,11 @@ Experiments (modules of :mod:`tools.lineage`, each ``run(output_dir, quick) -> S
 
 Each writes its pictures into ``--output`` (default ``outputs/experiments``; with ``--all``
 ``docs/experiments``) and prints its markdown; ``--all`` writes the page ``<output>/../experiments.md`` with
-every section, the command that made it and the seconds it took. Training data is made in ``--work-dir``
-(default: a temporary folder). Exit 2 with one ``error:`` line for a missing or unreadable checkpoint.
+every section, the command that made it and the seconds it took; ``NAME --write-docs`` replaces that one
+section of the page (its pictures into ``docs/experiments``) and leaves the rest as it is. ``--setup
+KEY=VALUE`` changes one field of the degradation set-up (``tools.lineage.degradation.Setup``). Training
+data is made in ``--work-dir`` (default: a temporary folder). Exit 2 with one ``error:`` line for a missing
+or unreadable checkpoint or a bad ``--setup``.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ DOCS_DIR = os.path.join(ROOT, "docs", "experiments")
 INTRO = (
     "The lineage's experiments, reproduced from one command each on this machine's CPU. Every figure below "
     "was measured by the command printed under its section; the pictures lie in `experiments/`. "
-    "Regenerate the page with `python tools/experiments.py --all`."
+    "Regenerate the page with `python tools/experiments.py --all`, one section with "
+    "`python tools/experiments.py NAME --write-docs`."
 )
 
 
@@ -65,7 +71,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny runs (under a minute each)")
     parser.add_argument("--output", help="folder for the pictures (default outputs/experiments; --all: docs)")
     parser.add_argument("--work-dir", help="folder for the generated training data (default: temporary)")
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="replace NAME's section of docs/experiments.md (--output: elsewhere)",
+    )
     parser.add_argument("--checkpoint", help="filters: the classifier checkpoint to draw")
+    parser.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="degradation: one field of the set-up (repeatable), e.g. iterations=480",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (default 1: fastest on a loaded machine)"
     )
@@ -76,14 +94,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--threads must be at least 1")
     if args.checkpoint and args.name != "filters":
         parser.error("--checkpoint is an option of the filters experiment")
+    if args.write_docs and not args.name:
+        parser.error("--write-docs replaces one experiment's section: give its NAME (--all writes the page)")
+    if args.setup and args.name != "degradation":
+        parser.error("--setup is an option of the degradation experiment")
+    try:
+        args.setup = degradation.parse_overrides(args.setup)
+    except ValueError as e:
+        parser.error(f"--setup: {e}")
     return args
 
 
 def run_one(name: str, args: argparse.Namespace, output: str, work_dir: str) -> tuple[Section, float]:
     kwargs = {"checkpoint": args.checkpoint} if name == "filters" and args.checkpoint else {}
+    if name == "degradation" and args.setup:
+        kwargs = {"overrides": args.setup}
     start = time.perf_counter()
     section = EXPERIMENTS[name](output, quick=args.quick, work_dir=work_dir, **kwargs)
     return section, time.perf_counter() - start
+
+
+def section_text(section: Section, seconds: float, command: str, images_dir: str) -> str:
+    """``## title``, the section's markdown (its pictures under ``images_dir``) and the command line."""
+    body = section.markdown.replace("](", f"]({images_dir}/") if images_dir else section.markdown
+    return f"## {section.title}\n\n{body}\n\nCommand: `{command}` ({seconds:.0f} s)."
 
 
 def page(sections: list[tuple[Section, float, str]], images_dir: str) -> str:
@@ -100,9 +134,21 @@ def page(sections: list[tuple[Section, float, str]], images_dir: str) -> str:
     if missing:
         parts += ["", f"Not measured in this run (no figures for them here): {', '.join(missing)}."]
     for section, seconds, command in sections:
-        body = section.markdown.replace("](", f"]({images_dir}/") if images_dir else section.markdown
-        parts += ["", f"## {section.title}", "", body, "", f"Command: `{command}` ({seconds:.0f} s)."]
+        parts += ["", section_text(section, seconds, command, images_dir)]
     return "\n".join(parts) + "\n"
+
+
+def replace_section(text: str, title: str, new: str) -> str:
+    """``text`` (a page) with its section ``## title`` (up to the next ``## `` heading) replaced by
+    ``new``; appended at the end when the page has no such section."""
+    lines = text.rstrip("\n").split("\n")
+    heading = f"## {title}"
+    if heading not in lines:
+        return "\n".join(lines) + "\n\n" + new + "\n"
+    start = lines.index(heading)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    after = ["", *lines[end:]] if end < len(lines) else []
+    return "\n".join([*lines[:start], new, *after]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +167,8 @@ def experiments(args: argparse.Namespace) -> None:
 
 def run_all(args: argparse.Namespace) -> None:
     names = list(EXPERIMENTS) if args.all else [args.name]
-    output = args.output or (DOCS_DIR if args.all else os.path.join("outputs", "experiments"))
+    docs = args.all or args.write_docs
+    output = args.output or (DOCS_DIR if docs else os.path.join("outputs", "experiments"))
     done = []
     with tempfile.TemporaryDirectory() as tmp:
         work_dir = args.work_dir or tmp
@@ -130,18 +177,44 @@ def run_all(args: argparse.Namespace) -> None:
             section, seconds = run_one(name, args, output, work_dir)
             quick = " --quick" if args.quick else ""
             extra = f" --checkpoint {args.checkpoint}" if name == "filters" and args.checkpoint else ""
+            extra += "".join(
+                f" --setup {k}={v}" for k, v in (args.setup.items() if name == "degradation" else ())
+            )
             done.append((section, seconds, f"python tools/experiments.py {name}{quick}{extra}"))
             print(f"## {section.title}\n\n{section.markdown}\n\n({seconds:.0f} s)\n", flush=True)
             if args.all:  # the page after every experiment: a long run stopped early keeps what it measured
                 write_page(done, output)
+        if args.write_docs:
+            write_section(done[0], output)
+
+
+def page_path(output: str) -> tuple[str, str]:
+    """``experiments.md`` beside the pictures' folder ``output`` and that folder relative to the page."""
+    doc = os.path.join(os.path.dirname(os.path.abspath(output)), "experiments.md")
+    return doc, os.path.relpath(os.path.abspath(output), os.path.dirname(doc))
 
 
 def write_page(done: list[tuple[Section, float, str]], output: str) -> None:
     """``experiments.md`` beside the pictures' folder ``output``, its links relative to the page."""
-    doc = os.path.join(os.path.dirname(os.path.abspath(output)), "experiments.md")
-    images_dir = os.path.relpath(os.path.abspath(output), os.path.dirname(doc))
+    doc, images_dir = page_path(output)
     atomic_write_text(page(done, images_dir), doc)
     print(f"wrote {doc}")
+
+
+def write_section(done: tuple[Section, float, str], output: str) -> None:
+    """One section of ``experiments.md`` (beside ``output``) replaced, the rest of the page kept; a page
+    that does not exist yet is written with this section alone."""
+    doc, images_dir = page_path(output)
+    if not os.path.isfile(doc):
+        write_page([done], output)
+        return
+    with open(doc, encoding="utf-8") as f:
+        text = f.read()
+    section, seconds, command = done
+    atomic_write_text(
+        replace_section(text, section.title, section_text(section, seconds, command, images_dir)), doc
+    )
+    print(f"wrote the section '{section.title}' of {doc}")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,16 @@ def test_build_backbone():
     assert all(p.requires_grad for p in backbone.stages["layer1"].parameters())
     with pytest.raises(TypeError):
         cut_for_detection(nn.Identity())
+
+
+def test_zero_init_residual_starts_every_block_as_its_shortcut():
+    model = build_classifier("resnet20", num_classes=10, width=4, zero_init_residual=True).eval()
+    blocks = [b for b in model.modules() if isinstance(b, CifarBlock)]
+    assert len(blocks) == 9 and all(torch.all(b.bn2.weight == 0) for b in blocks)
+    assert all(torch.all(b.bn1.weight == 1) for b in blocks)  # only the branch's last BN
+    x = torch.relu(torch.randn(2, 4, 8, 8))
+    assert torch.equal(blocks[0](x), x)
+    default = build_classifier("resnet20", num_classes=10, width=4)
+    assert all(torch.all(b.bn2.weight == 1) for b in default.modules() if isinstance(b, CifarBlock))
+    with pytest.raises(ValueError, match="plain"):
+        build_classifier("plain20", zero_init_residual=True)

@@ -44,6 +44,7 @@ def test_degradation(tool, capsys, tmp_path):
     rows = [r for r in table_rows(out) if r in ("plain20", "plain56", "resnet20", "resnet56")]
     assert rows == ["plain20", "plain56", "resnet20", "resnet56"]
     assert out.count("training error:") == 2  # both findings stated, shown or not
+    assert "over the first 2 iterations" in out  # the quick set-up's warm-up, stated as a deviation
 
 
 def test_lenet5(tool, capsys, tmp_path):
@@ -123,6 +124,78 @@ def test_all_writes_the_page(tool, tmp_path, monkeypatch):
     for name in ("complexity", "filters", "lenet5", "multicrop", "degradation"):
         assert f"## Title {name}" in page and f"](experiments/{name}.png)" in page
         assert f"Command: `python tools/experiments.py {name} --quick`" in page
+
+
+def test_write_docs_replaces_one_section(tool, tmp_path, monkeypatch):
+    from tools.lineage.common import Section
+
+    def fake(name, text):
+        def run(output_dir, quick=False, work_dir=None, **kwargs):
+            return Section(name, f"Title {name}", f"{text} of {name}\n\n![x]({name}.png)")
+
+        return run
+
+    out = tmp_path / "docs" / "experiments"
+    monkeypatch.setattr(tool, "EXPERIMENTS", {n: fake(n, "old") for n in tool.EXPERIMENTS})
+    assert tool.main(["--all", "--quick", "--output", str(out)]) == 0
+    before = (tmp_path / "docs" / "experiments.md").read_text()
+    for name in ("multicrop", "degradation"):  # one in the middle, the last
+        monkeypatch.setitem(tool.EXPERIMENTS, name, fake(name, "new"))
+        assert tool.main([name, "--quick", "--write-docs", "--output", str(out)]) == 0
+    after = (tmp_path / "docs" / "experiments.md").read_text()
+    expected = before.replace("old of multicrop", "new of multicrop").replace(
+        "old of degradation", "new of degradation"
+    )
+    assert after == expected and after != before
+
+
+def test_replace_section_appends_a_missing_one(tool):
+    page = "# P\n\n## A\n\na\n"
+    assert tool.replace_section(page, "B", "## B\n\nb") == "# P\n\n## A\n\na\n\n## B\n\nb\n"
+    assert tool.replace_section(page, "A", "## A\n\nz") == "# P\n\n## A\n\nz\n"
+
+
+def test_setup_overrides(tool, capsys, tmp_path, monkeypatch):
+    from tools.lineage.common import Section
+    from tools.lineage.degradation import parse_overrides
+
+    seen = {}
+
+    def fake(output_dir, quick=False, work_dir=None, overrides=None):
+        seen.update(overrides)
+        return Section("degradation", "Title", "text")
+
+    monkeypatch.setitem(tool.EXPERIMENTS, "degradation", fake)
+    out = tmp_path / "docs" / "experiments"
+    argv = [
+        "degradation",
+        "--setup",
+        "seed=1",
+        "--setup",
+        "iterations=9",
+        "--write-docs",
+        "--output",
+        str(out),
+    ]
+    assert tool.main(argv) == 0
+    assert seen == {"seed": 1, "iterations": 9}
+    page = (tmp_path / "docs" / "experiments.md").read_text()  # a new page: this section alone
+    assert "Command: `python tools/experiments.py degradation --setup seed=1 --setup iterations=9`" in page
+    assert "Not measured in this run" in page and "## Title" in page
+
+    assert parse_overrides(["iterations=480", "zero_init_residual=true", "warmup_factor=0.5"]) == {
+        "iterations": 480,
+        "zero_init_residual": True,
+        "warmup_factor": 0.5,
+    }
+    for bad in (["depth=3"], ["iterations=many"], ["zero_init_residual=maybe"], ["iterations"]):
+        with pytest.raises(SystemExit) as e:
+            tool.main(["degradation", *[f"--setup={b}" for b in bad]])
+        assert e.value.code == 2 and "--setup:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main(["lenet5", "--setup", "iterations=3"])
+    with pytest.raises(SystemExit):
+        tool.main(["--all", "--write-docs"])
 
 
 def test_mnist_export_trains_with_train_classifier(tmp_path):

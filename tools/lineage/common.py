@@ -69,7 +69,8 @@ def load_imagefolder(split_dir: str, grey: bool = False) -> TensorSet:
 @dataclass
 class Schedule:
     """SGD with momentum and weight decay; the lr multiplied by ``gamma`` at the fractions ``drops`` of
-    ``iterations`` (the ResNet paper's CIFAR recipe: 0.1, 0.9, 1e-4, drops at 50% and 75%)."""
+    ``iterations`` (the ResNet paper's CIFAR recipe: 0.1, 0.9, 1e-4, drops at 50% and 75%). A linear
+    warm-up over the first ``warmup_iterations`` rises from ``warmup_factor * base_lr`` (0: none)."""
 
     iterations: int
     batch_size: int = 128
@@ -78,6 +79,8 @@ class Schedule:
     weight_decay: float = 1e-4
     drops: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
+    warmup_iterations: int = 0
+    warmup_factor: float = 0.1
     eval_period: int = 100
     pad_crop: int = 4  # random crops of the images padded by this many zero pixels (0: none)
     hflip: bool = True
@@ -162,7 +165,14 @@ def train_on_tensors(
     adapter = ClassifierLoss(model, nn.CrossEntropyLoss())
     optimizer = build_sgd(model, schedule.base_lr, schedule.momentum, schedule.weight_decay)
     steps = [max(1, int(f * schedule.iterations)) for f in schedule.drops]
-    scheduler = build_lr_scheduler(optimizer, "step", steps=steps, gamma=schedule.gamma, warmup_steps=0)
+    scheduler = build_lr_scheduler(
+        optimizer,
+        "step",
+        steps=steps,
+        gamma=schedule.gamma,
+        warmup_steps=schedule.warmup_iterations,
+        warmup_factor=schedule.warmup_factor,
+    )
     curve = ErrorCurve(adapter, test, mean, std, schedule.eval_period)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         trainer = Trainer(
