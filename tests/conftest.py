@@ -7,11 +7,20 @@ tests/ and the repository root on the path, so ``tools.benchmarks`` imports too)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from types import ModuleType
 
-import pytest
-from helpers.tools import load_tool as _load_tool
+# One intra-op thread per test process, and for the tools the tests start as subprocesses: with two workers
+# (pyproject: -n 2) on two cores, more threads only oversubscribe the cores, and a Faster R-CNN training
+# step slows many times over when its threads wait for each other.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import pytest  # noqa: E402 - after the thread setting above, which the imports below read
+import torch  # noqa: E402
+from helpers.tools import load_tool as _load_tool  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
