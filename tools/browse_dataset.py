@@ -8,8 +8,9 @@ class names; with ``--after-transforms`` as the model receives them: resized, fl
 ``OUTPUT/stats.json`` (images and boxes per class, box sizes, aspect ratios, objects per image and the
 anchor-fit report) and ``OUTPUT/stats.png``.
 
-The anchor fit: for ``model.rpn.anchor_sizes`` / ``aspect_ratios`` tiled at the backbone's stride on each
-image at the split's resized size (every ``data.min_size`` for train, ``test.min_size`` for val), the
+The anchor fit: for ``model.rpn.anchor_sizes`` / ``aspect_ratios`` tiled as the configured RPN tiles them
+(at the backbone's stride; with ``model.neck: fpn`` one size per pyramid level, at that level's stride) on
+each image at the split's resized size (every ``data.min_size`` for train, ``test.min_size`` for val), the
 fraction of ground-truth boxes whose best anchor has IoU >= 0.7, >= 0.5 and < 0.3, by object size, with
 a one-line advice. Exit status 2 for a bad config or dataset.
 """
@@ -31,23 +32,40 @@ from rcnn.data.coco import CocoDetection, read_image
 from rcnn.data.errors import DatasetError
 from rcnn.data.statistics import dataset_statistics
 from rcnn.data.transforms import build_detection_transforms, resize_scale, resized_shape
+from rcnn.detectors.build import build_detector
 from rcnn.modeling.anchor_fit import anchor_fit_report, best_anchor_iou
-from rcnn.modeling.anchors import AnchorGenerator
+from rcnn.modeling.anchors import AnchorGenerator, PyramidAnchorGenerator
 from rcnn.utils.io import atomic_write_json
 from rcnn.visualization import draw_boxes, write_image
 from rcnn.visualization.dataset_plots import plot_dataset_statistics
 
 
-def feature_stride(cfg: DetectionConfig) -> int:
-    """The stride of the backbone's coarsest feature map (where the RPN's anchors are tiled)."""
-    backbone = backbones.build_backbone(cfg.model.backbone.name, **cfg.model.backbone.options)
-    return max(spec.stride for spec in backbone.output_shape().values())
-
-
-def anchor_fit(cfg: DetectionConfig, dataset: CocoDetection, split: str, stride: int) -> dict:
-    """The anchor-fit report of ``dataset`` (see the module docstring)."""
+def anchor_generator(cfg: DetectionConfig) -> AnchorGenerator | PyramidAnchorGenerator:
+    """The anchors of the configured RPN: the built detector's own generator (FPN: one size per level at
+    that level's stride); without an RPN (Fast R-CNN), ``model.rpn``'s anchors at the backbone's stride."""
+    model = build_detector(cfg.model, num_classes=1)
+    rpn = getattr(model, "proposal_generator", None)
+    if rpn is not None:
+        return rpn.anchor_generator
     r = cfg.model.rpn
-    generator = AnchorGenerator(r.anchor_sizes, r.aspect_ratios, stride)
+    backbone = backbones.build_backbone(cfg.model.backbone.name, **cfg.model.backbone.options)
+    stride = max(spec.stride for spec in backbone.output_shape().values())
+    return AnchorGenerator(r.anchor_sizes, r.aspect_ratios, stride, r.anchor_offset, r.round_anchors)
+
+
+def _strides(generator: AnchorGenerator | PyramidAnchorGenerator) -> list[int]:
+    levels = generator.levels if isinstance(generator, PyramidAnchorGenerator) else [generator]
+    return [g.stride for g in levels]
+
+
+def anchor_fit(
+    cfg: DetectionConfig,
+    dataset: CocoDetection,
+    split: str,
+    generator: AnchorGenerator | PyramidAnchorGenerator,
+) -> dict:
+    """The anchor-fit report of ``dataset`` for ``generator``'s anchors (see the module docstring)."""
+    r = cfg.model.rpn
     if split == "train":
         scales, max_size = list(cfg.data.min_size), cfg.data.max_size
     else:
@@ -68,7 +86,11 @@ def anchor_fit(cfg: DetectionConfig, dataset: CocoDetection, split: str, stride:
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0)  # noqa: E731
     report = anchor_fit_report(cat(ious), cat(sizes), cat(ratios), r.anchor_sizes, r.aspect_ratios)
     report.update(
-        {"anchor_sizes": list(r.anchor_sizes), "aspect_ratios": list(r.aspect_ratios), "stride": stride}
+        {
+            "anchor_sizes": list(r.anchor_sizes),
+            "aspect_ratios": list(r.aspect_ratios),
+            "strides": _strides(generator),
+        }
     )
     report["image_min_sizes"], report["image_max_size"] = scales, max_size
     return report
@@ -120,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         dataset = CocoDetection(images, annotations, filter_empty=False, skip_invalid=d.skip_invalid)
         stats = dataset_statistics(dataset)
-        stats["anchor_fit"] = anchor_fit(cfg, dataset, args.split, feature_stride(cfg))
+        stats["anchor_fit"] = anchor_fit(cfg, dataset, args.split, anchor_generator(cfg))
         drawn = draw_samples(
             cfg, dataset, args.split, os.path.join(args.output, "images"), args.num, args.after_transforms
         )

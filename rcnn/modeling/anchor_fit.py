@@ -19,24 +19,30 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from .anchors import AnchorGenerator
+from .anchors import AnchorGenerator, PyramidAnchorGenerator
 
 # object size bins: sqrt(area) in input pixels
 SIZE_EDGES: tuple[float, ...] = (0.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, math.inf)
 ADVICE_FRACTION = 0.1  # advise when more than this fraction of a size bin has no anchor of IoU >= 0.5
 
 
-def best_anchor_iou(boxes: Tensor, image_size: tuple[int, int], generator: AnchorGenerator) -> Tensor:
+def best_anchor_iou(
+    boxes: Tensor, image_size: tuple[int, int], generator: AnchorGenerator | PyramidAnchorGenerator
+) -> Tensor:
     """(N,) the best IoU of each box (N, 4) with the anchors of an image of ``image_size`` (H, W).
 
-    The feature map is ``ceil(H / stride) x ceil(W / stride)`` cells, as a padded conv net makes it; every
-    anchor counts, also those crossing the image border.
+    Each level's feature map is ``ceil(H / stride) x ceil(W / stride)`` cells, as a padded conv net makes
+    it; a :class:`PyramidAnchorGenerator` (FPN) tiles every level at its own stride and the best anchor
+    is taken over all of them. Every anchor counts, also those crossing the image border.
     """
     boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     if boxes.shape[0] == 0:
         return torch.zeros(0)
     h, w = image_size
-    anchors = generator.grid_anchors(math.ceil(h / generator.stride), math.ceil(w / generator.stride), "cpu")
+    levels = generator.levels if isinstance(generator, PyramidAnchorGenerator) else [generator]
+    anchors = torch.cat(
+        [g.grid_anchors(math.ceil(h / g.stride), math.ceil(w / g.stride), "cpu") for g in levels]
+    )
     return box_iou(boxes, anchors).max(dim=1).values
 
 

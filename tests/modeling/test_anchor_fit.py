@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rcnn.modeling.anchor_fit import anchor_fit_report, best_anchor_iou
-from rcnn.modeling.anchors import AnchorGenerator
+from rcnn.modeling.anchors import AnchorGenerator, PyramidAnchorGenerator
 
 
 def test_best_anchor_iou_by_hand():
@@ -23,6 +23,21 @@ def test_best_anchor_iou_by_hand():
     ious = best_anchor_iou(boxes, (64, 64), gen)
     assert ious.tolist() == pytest.approx([1.0, 0.5, 0.6, 64 / 1024])
     assert best_anchor_iou(torch.zeros(0, 4), (64, 64), gen).shape == (0,)
+
+
+def test_best_anchor_iou_of_a_pyramid_is_the_best_over_its_levels_each_at_its_stride():
+    boxes = torch.tensor([[4.0, 4.0, 28.0, 28.0], [0.0, 0.0, 96.0, 96.0], [8.0, 8.0, 32.0, 32.0]])
+    pyramid = PyramidAnchorGenerator([[24.0], [96.0]], [1.0], [8, 32])
+    per_level = torch.stack([best_anchor_iou(boxes, (128, 128), g) for g in pyramid.levels])
+    assert torch.equal(best_anchor_iou(boxes, (128, 128), pyramid), per_level.max(dim=0).values)
+    # the 24 px box centred at (16, 16): a stride-8 cell centre (offset 0.5: 12, 20, ...) is 4 px off in x
+    # and y, so IoU 20 * 20 / (2 * 576 - 400); the 96 px box centred at (48, 48) is the 96 anchor of the
+    # stride-32 level
+    assert best_anchor_iou(boxes, (128, 128), pyramid)[0].item() == pytest.approx(400 / 752)
+    assert best_anchor_iou(boxes, (128, 128), pyramid)[1].item() == pytest.approx(1.0)
+    # tiled at the coarser stride only, the small box sits worse
+    coarse = AnchorGenerator([24.0, 96.0], [1.0], 32)
+    assert best_anchor_iou(boxes, (128, 128), coarse)[0] < best_anchor_iou(boxes, (128, 128), pyramid)[0]
 
 
 def test_report_fractions_by_size_and_the_advice_for_small_boxes():

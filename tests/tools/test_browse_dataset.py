@@ -14,6 +14,7 @@ from rcnn.data.synthetic import make_detection_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "faster_rcnn", "synthetic_resnet18.yaml")
+FPN_CONFIG = os.path.join(ROOT, "configs", "faster_rcnn", "synthetic_resnet18_fpn.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +25,13 @@ def data(tmp_path_factory) -> dict[str, str]:
     )
 
 
-def browse(data, out, *options, more_overrides=()) -> subprocess.CompletedProcess:
+def browse(data, out, *options, more_overrides=(), config=CONFIG) -> subprocess.CompletedProcess:
     overrides = [
         f"data.train_images={data['train_images']}", f"data.train_annotations={data['train_annotations']}",
         f"data.val_images={data['val_images']}", f"data.val_annotations={data['val_annotations']}",
         "data.min_size=[128]", "data.max_size=128", "data.hflip_prob=1.0",
     ]  # fmt: skip
-    cmd = [sys.executable, os.path.join(ROOT, "tools", "browse_dataset.py"), "--config", CONFIG,
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "browse_dataset.py"), "--config", config,
            "--output", str(out), *options, *overrides, *more_overrides]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": ROOT}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -49,7 +50,7 @@ def test_browse_writes_pictures_stats_and_the_anchor_fit(data, tmp_path):
     assert stats["images"] == 4 and stats["boxes"] == len(annotations["annotations"])
     assert sum(c["boxes"] for c in stats["classes"].values()) == stats["boxes"]
     fit = stats["anchor_fit"]
-    assert fit["all"]["boxes"] == stats["boxes"] and fit["stride"] == 8
+    assert fit["all"]["boxes"] == stats["boxes"] and fit["strides"] == [8]
     assert sum(r["boxes"] for r in fit["by_size"]) == stats["boxes"]
     assert 0.0 <= fit["all"]["iou<0.3"] <= 1.0 and fit["advice"] in proc.stdout
     picture = cv2.imread(str(out / "stats.png"))
@@ -60,6 +61,12 @@ def test_browse_raw_val_images_and_a_bad_path(data, tmp_path):
     proc = browse(data, tmp_path / "val", "--split", "val")
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(next((tmp_path / "val" / "images").iterdir()))).shape == (64, 64, 3)
+    fpn = json.load(open(tmp_path / "val" / "stats.json"))["anchor_fit"]
+    assert fpn["strides"] == [8]
+    proc = browse(data, tmp_path / "fpn", "--split", "val", "--num", "1", config=FPN_CONFIG)
+    assert proc.returncode == 0, proc.stderr
+    fit = json.load(open(tmp_path / "fpn" / "stats.json"))["anchor_fit"]
+    assert fit["strides"] == [8, 16, 32, 64]  # P3-P6: each anchor size at its own level's stride
     bad = browse(
         data, tmp_path / "bad", "--split", "val", more_overrides=["data.val_annotations=/nonexistent.json"]
     )
