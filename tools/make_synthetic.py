@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cls-num-val", type=int, default=None, help="classification val images per class")
     parser.add_argument("--image-size", type=int, default=None, help="side (default 256 det., 64 classif.)")
+    parser.add_argument(
+        "--cls-image-size", type=int, default=None,
+        help="side of the classification images (default: --image-size, else 64); with --task both, "
+        "a size of its own (the classifier configs resize to 72 and crop 64)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", choices=["detection", "classification", "both", "mnist"], default="both")
     parser.add_argument("--min-objects", type=int, default=2)
@@ -41,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     cls_val = args.num_val if args.cls_num_val is None else args.cls_num_val
     if min(args.num_train, args.num_val, cls_train, cls_val) < 0:
         parser.error("image counts must be >= 0")
-    if args.image_size is not None and args.image_size < 16:
-        parser.error("--image-size must be at least 16")
+    for name, size in (("--image-size", args.image_size), ("--cls-image-size", args.cls_image_size)):
+        if size is not None and size < 16:
+            parser.error(f"{name} must be at least 16")
     if not 1 <= args.min_objects <= args.max_objects:
         parser.error("need 1 <= --min-objects <= --max-objects")
     return cli.run_tool(lambda: generate(args, cls_train, cls_val), debug=args.debug)
@@ -74,7 +80,7 @@ def generate(args: argparse.Namespace, cls_train: int, cls_val: int) -> None:
             out,
             cls_train,
             cls_val,
-            image_size=args.image_size or 64,
+            image_size=args.cls_image_size or args.image_size or 64,
             seed=args.seed,
             workers=args.workers,
         )

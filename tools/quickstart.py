@@ -54,16 +54,24 @@ def run_step(title: str, args: list[str], *, log: TextIO | None = None) -> float
 
 
 def synthetic_data_args(
-    output: str, *, seed: int, num_train: int, num_val: int, image_size: int, cls_per_class: int
+    output: str,
+    *,
+    seed: int,
+    num_train: int,
+    num_val: int,
+    image_size: int,
+    cls_per_class: int,
+    cls_image_size: int | None = None,
 ) -> list[str]:
     """The arguments of ``tools/make_synthetic.py`` that write both synthetic sets to ``output``: detection
     ``num_train`` / ``num_val`` images of ``image_size``, classification ``cls_per_class`` train images per
-    class and a fifth of that (at least 10) val images."""
+    class and a fifth of that (at least 10) val images, of ``cls_image_size`` (None: ``image_size``)."""
     cls_val = max(cls_per_class // 5, 10)
+    cls_size = [] if cls_image_size is None else ["--cls-image-size", str(cls_image_size)]
     return [
         "tools/make_synthetic.py", "--output", output, "--task", "both", "--seed", str(seed),
         "--num-train", str(num_train), "--num-val", str(num_val), "--image-size", str(image_size),
-        "--cls-num-train", str(cls_per_class), "--cls-num-val", str(cls_val),
+        "--cls-num-train", str(cls_per_class), "--cls-num-val", str(cls_val), *cls_size,
     ]  # fmt: skip
 
 
@@ -75,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="datasets/synthetic", help="where the synthetic sets are written")
     parser.add_argument("--num-train", type=int, default=4000, help="detection training images")
     parser.add_argument("--num-val", type=int, default=200, help="detection val images")
-    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=256, help="side of the detection images")
+    parser.add_argument(
+        "--cls-image-size", type=int, default=72,
+        help="side of the classification images (the classifier config's resize: 72, crops of 64)",
+    )  # fmt: skip
     parser.add_argument(
         "--cls-per-class", type=int, default=300, help="classification train images per class"
     )
@@ -118,7 +130,7 @@ def run_job(args: argparse.Namespace) -> int:
         "generate the synthetic data",
         synthetic_data_args(
             data, seed=args.seed, num_train=args.num_train, num_val=args.num_val,
-            image_size=args.image_size, cls_per_class=args.cls_per_class,
+            image_size=args.image_size, cls_per_class=args.cls_per_class, cls_image_size=args.cls_image_size,
         ),
     )  # fmt: skip
     classifier_dir = os.path.join(out, "classifier")

@@ -39,9 +39,10 @@ def truncated_svd_linear(linear: nn.Linear, rank: int, factors: Factors | None =
     """The rank-``rank`` factorisation of ``linear`` (an ``nn.Sequential`` of two ``nn.Linear``).
 
     ``linear``: (R, v) -> (R, u); ``1 <= rank <= min(u, v)`` (at ``min(u, v)`` the factorisation is exact).
-    The SVD is computed in float32 on the layer's device, unless ``factors`` (what
+    The SVD (:func:`svd_factors`) is computed on the layer's device, unless ``factors`` (what
     :func:`svd_factors` returns for this layer) are given: factoring one layer at several ranks then costs
-    one SVD (tens of seconds on a CPU for VGG-16's fc6). The new layers have the layer's dtype and device.
+    one SVD (about a minute on one CPU core for VGG-16's fc6). The new layers have the layer's dtype and
+    device.
     """
     if not isinstance(linear, nn.Linear):
         raise TypeError(f"expected an nn.Linear, got {type(linear).__name__}")
@@ -65,10 +66,43 @@ def truncated_svd_linear(linear: nn.Linear, rank: int, factors: Factors | None =
     return TruncatedSVDLinear(first, second)
 
 
+GRAM_MIN_SIDE = 1024  # layers with min(u, v) at least this factor through the Gram matrix (see svd_factors)
+
+
 @torch.no_grad()
 def svd_factors(linear: nn.Linear) -> Factors:
-    """``torch.linalg.svd`` of the layer's weight (u, v) in float32: U (u, m), S (m,), V^T (m, v)."""
-    return torch.linalg.svd(linear.weight.detach().float(), full_matrices=False)
+    """The SVD of the layer's weight (u, v) in float32: U (u, m), S (m,), V^T (m, v), singular values in
+    descending order.
+
+    Small layers go through ``torch.linalg.svd``. Layers with ``min(u, v) >= GRAM_MIN_SIDE`` (fc6 / fc7
+    of AlexNet, ZFNet, VGG) go through :func:`gram_svd`, in float64: the same factors for every singular
+    value that matters, several times faster on a CPU (AlexNet's fc6: about 6x).
+    """
+    weight = linear.weight.detach()
+    if min(weight.shape) >= GRAM_MIN_SIDE:
+        return gram_svd(weight)
+    return torch.linalg.svd(weight.float(), full_matrices=False)
+
+
+@torch.no_grad()
+def gram_svd(weight: torch.Tensor) -> Factors:
+    """The thin SVD of ``weight`` (u, v) from the eigendecomposition of its smaller Gram matrix, in float64,
+    returned in float32: for u <= v, ``W W^T = U S^2 U^T``, then ``S V^T = U^T W``.
+
+    ``S_t V_t^T`` is computed as ``U_t^T W`` (no division by S), so the rank-t layer pair is ``U_t U_t^T W``:
+    the projection of W onto its top-t left singular vectors, which is the truncated SVD exactly. Squaring
+    only costs relative accuracy on singular values below about ``1e-8`` of the largest, where the rows of
+    ``V^T`` are rescaled from ``U^T W`` without changing that product."""
+    w = weight.detach().double()
+    if w.shape[0] > w.shape[1]:  # factor the transpose, whose Gram matrix is the smaller one
+        u, s, vh = gram_svd(w.T)
+        return vh.T.contiguous(), s, u.T.contiguous()
+    eigenvalues, u = torch.linalg.eigh(w @ w.T)  # ascending
+    eigenvalues, u = eigenvalues.flip(0), u.flip(1)
+    svt = u.T @ w  # (m, v): S V^T
+    s = svt.norm(dim=1)
+    vh = svt / s.clamp_min(torch.finfo(torch.float64).tiny)[:, None]
+    return u.float(), s.float(), vh.float()
 
 
 def saves_work(linear: nn.Linear, rank: int) -> bool:

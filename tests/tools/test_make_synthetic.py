@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import pytest
 from helpers.tools import load_tool
 
@@ -36,6 +37,15 @@ def test_both_tasks_layout(tmp_path, capsys):
     assert "detection" in capsys.readouterr().out
 
 
+def test_both_tasks_with_a_classification_size_of_its_own(tmp_path):
+    args = ["--output", str(tmp_path), "--num-train", "1", "--num-val", "0", "--image-size", "48"]
+    assert tool.main([*args, "--cls-image-size", "24", "--cls-num-val", "0", "--workers", "0"]) == 0
+    detection = json.loads((tmp_path / "detection" / "train.json").read_text())
+    assert detection["images"][0]["width"] == 48
+    image = next((tmp_path / "classification" / "train").glob("*/*.png"))
+    assert cv2.imread(str(image)).shape == (24, 24, 3)
+
+
 def test_classification_counts_per_class(tmp_path):
     args = ["--output", str(tmp_path), "--task", "classification", "--num-train", "9", "--image-size", "24"]
     assert tool.main([*args, "--cls-num-train", "2", "--cls-num-val", "1", "--workers", "0"]) == 0
@@ -53,7 +63,14 @@ def test_detection_only(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "bad", [["--num-train", "-1"], ["--cls-num-val", "-2"], ["--task", "segmentation"], ["--image-size", "4"]]
+    "bad",
+    [
+        ["--num-train", "-1"],
+        ["--cls-num-val", "-2"],
+        ["--task", "segmentation"],
+        ["--image-size", "4"],
+        ["--cls-image-size", "8"],
+    ],
 )
 def test_bad_arguments(tmp_path, bad):
     with pytest.raises(SystemExit) as info:
