@@ -22,6 +22,7 @@ def run(tmp_path_factory) -> str:
     args = [
         "--output", os.path.join(out, "run"), "--data", os.path.join(out, "data"),
         "--num-train", "96", "--num-val", "48", "--image-size", str(size), "--cls-per-class", "60",
+        "--cls-image-size", "72",
         "--num-drawn", "2",
         "--classifier", "solver.epochs=6", "data.num_workers=0",
         "--detector", f"data.min_size=[{size}]", f"data.max_size={size}", f"test.min_size={size}",
