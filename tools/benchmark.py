@@ -39,7 +39,12 @@ Sections (each a module of :mod:`tools.benchmarks` with ``run_section(...) -> ma
   ``--onnx-images`` (20) images of its validation set);
 
 * ``proposals``: selective search against a trained Faster R-CNN's RPN proposals for Fast R-CNN:
-  recall at 300 proposals, AR@300, and the AP of one Fast R-CNN trained and tested on each.
+  recall at 300 proposals, AR@300, and the AP of one Fast R-CNN trained and tested on each;
+* ``accuracy`` (:mod:`tools.benchmarks.accuracy`): COCO AP of the main job's FPN detector against
+  torchvision's ``FasterRCNN`` (composed from torchvision's parts around a copy of the same trunk + FPN)
+  from the same initial weights, data, iterations and schedule, on two sets made from scikit-image's
+  photos that the defaults were not tuned on; training seconds (the full run needs the classifier
+  checkpoint in ``RCNN_ACCURACY_WEIGHTS``, e.g. ``outputs/quickstart/classifier/model_final.pth``).
 
 Every measurement inside a section is interleaved (the compared runs alternate, order flipped every
 repetition) and reported as medians and ratios from one run, so the load of other processes hits both
@@ -73,7 +78,7 @@ from rcnn.utils.io import atomic_write_text  # noqa: E402
 
 SECTIONS = (
     "main_job", "detector", "ops", "roi_kernels", "classifier", "efficiency", "selective_search",
-    "generations", "svd", "proposals", "onnx", "fpn",
+    "generations", "svd", "proposals", "onnx", "fpn", "accuracy",
 )  # fmt: skip
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
 TITLE = "# Benchmarks"
@@ -278,6 +283,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], str]] = {
     "proposals": module_section("proposals"),
     "onnx": onnx_section,
     "fpn": module_section("fpn"),
+    "accuracy": module_section("accuracy"),
 }
 
 

@@ -61,13 +61,17 @@ def _fill(kind: str, h: int, w: int, rng: np.random.Generator, cache: dict) -> n
         return np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (h, w, 3)).copy()
     if kind == "texture":
         name = TEXTURES[rng.integers(len(TEXTURES))]
-        tex = cache.setdefault(name, load_photo(name)[:, :, 0].astype(np.float32))
+        if name not in cache:  # loaded once per cache (setdefault would load it on every call)
+            cache[name] = load_photo(name)[:, :, 0].astype(np.float32)
+        tex = cache[name]
         y, x = rng.integers(0, tex.shape[0] - h + 1), rng.integers(0, tex.shape[1] - w + 1)
         tint = rng.uniform(40, 255, 3).astype(np.float32)
         patch = tex[y : y + h, x : x + w, None] / 255.0 * tint
         return np.clip(patch, 0, 255).astype(np.uint8)
     name = PATCH_SOURCES[rng.integers(len(PATCH_SOURCES))]
-    src = cache.setdefault(name, load_photo(name))
+    if name not in cache:
+        cache[name] = load_photo(name)
+    src = cache[name]
     y, x = rng.integers(0, src.shape[0] - h + 1), rng.integers(0, src.shape[1] - w + 1)
     return src[y : y + h, x : x + w].copy()
 

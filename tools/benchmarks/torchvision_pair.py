@@ -122,7 +122,7 @@ class NoResizeTransform(GeneralizedRCNNTransform):
         return image, target
 
 
-def _copy_rpn_head(rpn: RegionProposalNetwork, in_channels: int, num_anchors: int) -> TVRPNHead:
+def copy_rpn_head(rpn: RegionProposalNetwork, in_channels: int, num_anchors: int) -> TVRPNHead:
     ours = rpn.head
     if ours.conv.out_channels != in_channels:
         raise ValueError(
@@ -141,7 +141,7 @@ def _copy_rpn_head(rpn: RegionProposalNetwork, in_channels: int, num_anchors: in
     return head
 
 
-def _copy_predictor(roi_heads: RoIHeads) -> TVFastRCNNPredictor:
+def copy_predictor(roi_heads: RoIHeads) -> TVFastRCNNPredictor:
     ours = roi_heads.predictor
     k = ours.num_classes
     in_channels = ours.cls_score.in_features
@@ -182,7 +182,7 @@ def torchvision_faster_rcnn(model: GeneralizedRCNN) -> FasterRCNN:
         image_mean=mean,
         image_std=std,
         rpn_anchor_generator=anchors,
-        rpn_head=_copy_rpn_head(rpn, channels, anchors.num_anchors_per_location()[0]),
+        rpn_head=copy_rpn_head(rpn, channels, anchors.num_anchors_per_location()[0]),
         rpn_pre_nms_top_n_train=rpn.pre_nms_top_n["train"],
         rpn_pre_nms_top_n_test=rpn.pre_nms_top_n["test"],
         rpn_post_nms_top_n_train=rpn.post_nms_top_n["train"],
@@ -193,7 +193,7 @@ def torchvision_faster_rcnn(model: GeneralizedRCNN) -> FasterRCNN:
         rpn_batch_size_per_image=rpn.sampler.batch_size_per_image,
         rpn_positive_fraction=rpn.sampler.positive_fraction,
         box_head=heads.box_head,
-        box_predictor=_copy_predictor(heads),
+        box_predictor=copy_predictor(heads),
         box_score_thresh=heads.score_thresh,
         box_nms_thresh=heads.nms_thresh,
         box_detections_per_img=heads.detections_per_img,
