@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-val", type=int, default=200, help="detection val images")
     parser.add_argument("--image-size", type=int, default=256, help="side of the detection images")
     parser.add_argument(
-        "--cls-image-size", type=int, default=72,
-        help="side of the classification images (the classifier config's resize: 72, crops of 64)",
+        "--cls-image-size", type=int, default=None,
+        help="side of the classification images (default: --image-size; the classifier config resizes "
+        "them to 72 and crops 64)",
     )  # fmt: skip
     parser.add_argument(
         "--cls-per-class", type=int, default=300, help="classification train images per class"
