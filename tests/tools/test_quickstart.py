@@ -27,8 +27,8 @@ def run(tmp_path_factory) -> str:
         "--classifier", "solver.epochs=6", "data.num_workers=0",
         "--detector", f"data.min_size=[{size}]", f"data.max_size={size}", f"test.min_size={size}",
         f"test.max_size={size}", "data.num_workers=0", "model.rpn.anchor_sizes=[16,32,64,128]",
-        "solver.max_iter=600", "solver.steps=[480]",
-        "solver.checkpoint_period=600", "solver.log_period=10",
+        "solver.max_iter=400", "solver.steps=[320]",
+        "solver.checkpoint_period=400", "solver.log_period=10",
     ]  # fmt: skip
     assert load_tool("quickstart").main(args) == 0
     return os.path.join(out, "run")
@@ -69,8 +69,8 @@ def test_detector_ap50_clearly_above_zero(run):
     with open(os.path.join(run, "detector", "metrics.json"), encoding="utf-8") as f:
         metrics = json.load(f)
     assert detector["AP50"] == pytest.approx(metrics["AP50"])
-    # 96 training images and 600 iterations generalise poorly (AP50 0.08-0.14 in the runs of this size
-    # measured so far): the bound asks for detections that were learned, not a figure.
+    # 96 training images and 400 iterations generalise poorly (AP50 0.11 in a run of this size; 0.08-0.14 in
+    # the runs of 600 iterations): the bound asks for detections that were learned, not a figure.
     assert detector["AP50"] > 0.04, detector
 
 
