@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rcnn.visualization import write_image
 from tools.benchmarks.composites import load_photo, make_composite
 
 SPLITS = {"train": 0, "val": 1}
-PNG = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 TEXTURES = ("brick", "grass", "gravel")
 BACKGROUND_PHOTOS = (
     "astronaut", "coffee", "chelsea", "rocket", "camera", "hubble_deep_field", "immunohistochemistry",
@@ -168,14 +168,6 @@ PHOTO_SHAPES = PhotoSet(
 PHOTO_SETS = (PHOTO_OBJECTS, PHOTO_SHAPES)
 
 
-def _write_png(path: str, rgb: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), PNG)
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    with open(path, "wb") as f:
-        f.write(data.tobytes())
-
-
 def write_photo_set(
     photo_set: PhotoSet, out_dir: str, num_train: int, num_val: int, image_size: int = 256, seed: int = 0
 ) -> dict[str, str]:
@@ -198,7 +190,7 @@ def write_photo_set(
             rng = np.random.default_rng([seed, photo_set.code, SPLITS[split], i])
             image, boxes, category_ids = photo_set.render(rng, image_size, cache)
             file_name = f"{i + 1:06d}.png"
-            _write_png(os.path.join(split_dir, file_name), image)
+            write_image(os.path.join(split_dir, file_name), image)
             images.append({"id": i + 1, "file_name": file_name, "height": image_size, "width": image_size})
             for (x1, y1, x2, y2), category_id in zip(boxes.tolist(), category_ids):
                 annotations.append(

@@ -44,7 +44,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from rcnn.detectors.generalized_rcnn import GeneralizedRCNN
 from rcnn.modeling import FPN, MultiLevelRPN, RoIHeads
 from rcnn.modeling import MultiScaleRoIAlign as RcnnMultiScaleRoIAlign
-from tools.benchmarks.torchvision_pair import NoResizeTransform, copy_predictor, copy_rpn_head
+from tools.benchmarks.torchvision_pair import NoResizeTransform, copy_rpn_head, same_settings
 
 TORCHVISION_SMOOTH_L1_BETA = 1.0 / 9  # fixed in torchvision's RPN and RoI head losses
 
@@ -96,15 +96,6 @@ def torchvision_fpn_faster_rcnn(model: GeneralizedRCNN) -> FasterRCNN:
         image_std=std,
         rpn_anchor_generator=anchors,
         rpn_head=copy_rpn_head(rpn, channels, anchors.num_anchors_per_location()[0]),
-        rpn_pre_nms_top_n_train=rpn.pre_nms_top_n["train"],
-        rpn_pre_nms_top_n_test=rpn.pre_nms_top_n["test"],
-        rpn_post_nms_top_n_train=rpn.post_nms_top_n["train"],
-        rpn_post_nms_top_n_test=rpn.post_nms_top_n["test"],
-        rpn_nms_thresh=rpn.nms_thresh,
-        rpn_fg_iou_thresh=rpn.matcher.high_threshold,
-        rpn_bg_iou_thresh=rpn.matcher.low_threshold,
-        rpn_batch_size_per_image=rpn.sampler.batch_size_per_image,
-        rpn_positive_fraction=rpn.sampler.positive_fraction,
         box_roi_pool=MultiScaleRoIAlign(
             pooler.in_features,
             resolution,
@@ -113,15 +104,7 @@ def torchvision_fpn_faster_rcnn(model: GeneralizedRCNN) -> FasterRCNN:
             canonical_level=pooler.canonical_level,
         ),
         box_head=box_head,
-        box_predictor=copy_predictor(heads),
-        box_score_thresh=heads.score_thresh,
-        box_nms_thresh=heads.nms_thresh,
-        box_detections_per_img=heads.detections_per_img,
-        box_fg_iou_thresh=heads.matcher.high_threshold,
-        box_bg_iou_thresh=heads.matcher.low_threshold,
-        box_batch_size_per_image=heads.sampler.batch_size_per_image,
-        box_positive_fraction=heads.sampler.positive_fraction,
-        bbox_reg_weights=heads.box_coder.weights,
+        **same_settings(rpn, heads),
     )
     tv.transform = NoResizeTransform(1, 1, mean, std, size_divisible=model.size_divisibility)
     tv.rpn.min_size = rpn.min_size  # torchvision's constructor fixes it at 1e-3
