@@ -118,12 +118,16 @@ def roi_align_nhwc(
         raise ValueError(f"roi_align_nhwc: batch indices must be in [0, {n}), got rois[:, 0] out of range")
     out = torch.zeros((len(boxes), pooled_h, pooled_w, c), dtype=input.dtype)
     if len(boxes):
-        threads = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        torch_threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+        numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
         try:
             scale = np.float32(spatial_scale)
             args = (pooled_h, pooled_w, int(sampling_ratio), bool(aligned))
             _roi_align_nhwc(nhwc.numpy(), boxes.numpy(), scale, *args, out.numpy())
         finally:
-            numba.set_num_threads(threads)
+            numba.set_num_threads(numba_threads)
+            # numba's OpenMP threading layer and torch share one libgomp: numba.set_num_threads sets
+            # torch's OpenMP thread count too, and restoring numba's (one per core) would leave a process
+            # asked to run 1 thread (OMP_NUM_THREADS, torch.set_num_threads) running one per core.
+            torch.set_num_threads(torch_threads)
     return out.permute(0, 3, 1, 2)  # (R, C, P_h, P_w), channels-last strides

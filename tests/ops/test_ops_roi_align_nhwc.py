@@ -2,6 +2,10 @@
 (bitwise, as the arithmetic is the same) for both layouts, aligned or not, fixed and adaptive sampling,
 boxes off the map and degenerate ones; bad input errors; when RoIAlign uses it."""
 
+import os
+import subprocess
+import sys
+
 import numba
 import pytest
 import torch
@@ -60,6 +64,22 @@ def test_thread_count_follows_torch_and_is_restored():
     finally:
         torch.set_num_threads(previous)
     assert numba.get_num_threads() == before
+
+
+def test_a_one_thread_process_stays_one_thread():
+    """numba's OpenMP threading layer can share torch's libgomp (it does in a tool's process, where torch is
+    imported first), and then numba.set_num_threads sets torch's thread count too: restoring numba's count
+    (one per core) after the kernel must leave torch at the process's 1 thread (``OMP_NUM_THREADS=1``)."""
+    code = (
+        "import torch\n"
+        "from rcnn.ops.roi_align_nhwc import roi_align_nhwc\n"
+        "box = torch.tensor([[0.0, 1.0, 1.0, 6.0, 6.0]])\n"
+        "roi_align_nhwc(torch.randn(1, 4, 8, 8), box, (2, 2), 1.0, 2, False)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1"], out.stdout + out.stderr
 
 
 def test_bad_input_is_an_error_naming_the_problem():
