@@ -3,6 +3,7 @@ page; bad arguments and checkpoints are user errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 
 import backbones
 from rcnn.utils.io import atomic_save
+from tools.lineage.common import TensorSet
+from tools.lineage.degradation import NETWORKS, QUICK, train_networks
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,27 @@ def test_degradation(tool, capsys, tmp_path):
     assert rows == ["plain20", "plain56", "resnet20", "resnet56"]
     assert out.count("training error:") == 2  # both findings stated, shown or not
     assert "over the first 2 iterations" in out  # the quick set-up's warm-up, stated as a deviation
+
+
+def test_degradation_networks_train_the_same_two_at_a_time_as_one_after_the_other(tool):
+    """The full set-up trains two networks at once in spawned processes: each network's weights and
+    batches come from the seed alone, so its error history equals the one of a run in this process."""
+    g = torch.Generator().manual_seed(0)
+    classes = ["a", "b", "c"]
+
+    def tensor_set(n: int) -> TensorSet:
+        images = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return TensorSet(images, torch.arange(n) % 3, classes)
+
+    train, test = tensor_set(24), tensor_set(9)
+    threads = torch.get_num_threads()
+    one_by_one = train_networks(dataclasses.replace(QUICK, workers=1), train, test)
+    assert torch.get_num_threads() == threads  # the in-process path gives the caller its threads back
+    two_at_once = train_networks(dataclasses.replace(QUICK, workers=2), train, test)
+    assert list(two_at_once) == list(NETWORKS)
+    for name in NETWORKS:
+        assert two_at_once[name][0] == one_by_one[name][0], name
+        assert len(one_by_one[name][0]) == QUICK.iterations // QUICK.eval_period
 
 
 def test_lenet5(tool, capsys, tmp_path):
